@@ -1,0 +1,185 @@
+//! The command line: argument parsing (clap derive; doc comments are the help text), error
+//! printing and exit codes. Each subcommand lives in its own file and calls into the library;
+//! no pipeline logic lives here.
+
+mod gc;
+mod inspect;
+mod run;
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::error::{Error, exit};
+
+/// Reproducible machine-learning studies: a YAML experiment becomes a DAG of cached stages.
+///
+/// Every stage's config, input data, code and seed are hashed into a key; outputs are stored
+/// under that key, so nothing unchanged is ever recomputed, and `plan --explain` says why
+/// anything will run.
+///
+/// Exit codes: 0 ok, 1 internal error, 2 experiment or usage error (nothing written),
+/// 3 a stage failed, 4 store busy (with --no-wait), 130 interrupted.
+#[derive(Debug, Parser)]
+#[command(
+    name = "orchestrate",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// Workspace root: the experiment's relative paths resolve against it [default: current directory]
+    #[arg(short = 'C', long, global = true, value_name = "DIR")]
+    pub workspace: Option<PathBuf>,
+    /// Store folder, shared by every experiment that names it [default: WORKSPACE/runs/.store]
+    #[arg(long, global = true, value_name = "DIR", env = "ORCHESTRATE_STORE")]
+    pub store: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run every stale stage of an experiment and record the run under runs/EXPERIMENT/
+    Run(run::RunArgs),
+    /// Show what `run` would do, and with --explain why each stage would run
+    Plan(run::PlanArgs),
+    /// Summarize the store and the latest run of each experiment
+    Status(inspect::StatusArgs),
+    /// List runs and their stages
+    Ls(inspect::LsArgs),
+    /// Show one stage: its record, key, outputs and log
+    Show(inspect::ShowArgs),
+    /// Delete stored objects that no kept run references
+    Gc(gc::GcArgs),
+    /// Run one task file (used by executors; not for direct use)
+    #[command(hide = true)]
+    Worker(WorkerArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// The task file written by the dispatcher
+    #[arg(long, value_name = "FILE")]
+    pub task: PathBuf,
+}
+
+/// Where things live for one invocation.
+pub struct Context {
+    pub workspace: PathBuf,
+    pub store: PathBuf,
+    pub runs: PathBuf,
+}
+
+impl Context {
+    fn new(cli: &Cli) -> Result<Context, Error> {
+        let cwd = std::env::current_dir().map_err(|e| Error::io(".", e))?;
+        let workspace = match &cli.workspace {
+            Some(w) => cwd.join(w),
+            None => cwd,
+        };
+        let workspace = workspace.canonicalize().map_err(|_| {
+            Error::Usage(format!(
+                "workspace `{}` does not exist",
+                workspace.display()
+            ))
+        })?;
+        let runs = workspace.join("runs");
+        let store = match &cli.store {
+            Some(s) => workspace.join(s),
+            None => runs.join(".store"),
+        };
+        Ok(Context {
+            workspace,
+            store,
+            runs,
+        })
+    }
+
+    /// The experiment path as the user wrote it, relative to the workspace when possible.
+    pub fn experiment_path(&self, p: &Path) -> PathBuf {
+        let cwd = std::env::current_dir().unwrap_or_default();
+        let abs = cwd.join(p);
+        abs.strip_prefix(&self.workspace)
+            .map(Path::to_path_buf)
+            .unwrap_or(abs)
+    }
+}
+
+/// Entry point of the binary: parses arguments, runs the command, prints errors, returns the
+/// exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    exit::OK
+                }
+                _ => exit::USAGE,
+            };
+        }
+    };
+    if let Command::Worker(w) = &cli.command {
+        return crate::exec::worker::run(&w.task);
+    }
+    match dispatch(&cli) {
+        Ok(code) => code,
+        Err(e) => {
+            print_error(&e);
+            e.exit_code()
+        }
+    }
+}
+
+fn dispatch(cli: &Cli) -> Result<i32, Error> {
+    let ctx = Context::new(cli)?;
+    match &cli.command {
+        Command::Run(a) => run::run(&ctx, a),
+        Command::Plan(a) => run::plan(&ctx, a),
+        Command::Status(a) => inspect::status(&ctx, a),
+        Command::Ls(a) => inspect::ls(&ctx, a),
+        Command::Show(a) => inspect::show(&ctx, a),
+        Command::Gc(a) => gc::gc(&ctx, a),
+        Command::Worker(_) => unreachable!("handled before the context is built"),
+    }
+}
+
+fn print_error(e: &Error) {
+    let color = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let label = if color {
+        "\x1b[1;31merror\x1b[0m"
+    } else {
+        "error"
+    };
+    eprintln!("{label}: {e}");
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        eprintln!("  caused by: {s}");
+        source = s.source();
+    }
+}
+
+/// Prints a value as pretty JSON on stdout.
+pub(crate) fn print_json(v: &impl serde::Serialize) -> Result<(), Error> {
+    let s = serde_json::to_string_pretty(v).map_err(|e| Error::Internal(e.to_string()))?;
+    println!("{s}");
+    Ok(())
+}
+
+/// Opens the store, telling the user while it waits for another process.
+pub(crate) fn open_store(ctx: &Context, no_wait: bool) -> Result<crate::store::Store, Error> {
+    let wait = if no_wait {
+        crate::store::LockWait::NoWait
+    } else {
+        crate::store::LockWait::Wait
+    };
+    Ok(crate::store::Store::open(&ctx.store, wait, &|holder| {
+        eprintln!(
+            "{:>12} for the store lock ({holder}); use --no-wait to fail instead",
+            "Waiting"
+        );
+    })?)
+}

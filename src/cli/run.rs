@@ -1,0 +1,262 @@
+//! `orchestrate run` and `orchestrate plan`.
+
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use clap::Args;
+use serde_json::json;
+
+use super::{Context, open_store, print_json};
+use crate::dsl::{self, Experiment};
+use crate::error::{Error, exit};
+use crate::exec::{self, RunOptions, manifest, progress::Progress, resources};
+use crate::fingerprint::git_provenance;
+use crate::plan::{Force, Plan, PlanOptions, StageState};
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The experiment file, e.g. experiments/quickstart.yaml
+    pub experiment: PathBuf,
+    /// CPU slots to fill at once [default: number of cores]
+    #[arg(short, long, value_name = "N")]
+    pub jobs: Option<u32>,
+    /// GPUs to schedule on, e.g. `0,1` [default: CUDA_VISIBLE_DEVICES, else `nvidia-smi -L`]
+    #[arg(long, value_name = "LIST")]
+    pub gpus: Option<String>,
+    /// Keep running independent stages after a stage fails
+    #[arg(short, long)]
+    pub keep_going: bool,
+    /// Re-run this stage even if fresh (a declared name covers every variant); repeatable
+    #[arg(long, value_name = "STAGE")]
+    pub force: Vec<String>,
+    /// Re-run every stage
+    #[arg(long)]
+    pub force_all: bool,
+    #[command(flatten)]
+    pub check: CheckArgs,
+    /// Refuse to run from a git tree with uncommitted changes
+    #[arg(long)]
+    pub require_clean: bool,
+    /// Fail with exit code 4 instead of waiting when another orchestrate holds the store
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Print every reason a stage runs
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Print only failures and the summary
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Print the run manifest as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Re-hash every input file, ignoring the stat cache
+    #[arg(long)]
+    pub verify_data: bool,
+    /// Fully re-hash stored outputs before reusing them (default: size, inode and times)
+    #[arg(long)]
+    pub paranoid: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The experiment file
+    pub experiment: PathBuf,
+    /// Say why each stage will run
+    #[arg(long)]
+    pub explain: bool,
+    #[command(flatten)]
+    pub check: CheckArgs,
+    /// Fail with exit code 4 instead of waiting when another orchestrate holds the store
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Print the plan as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn load(ctx: &Context, file: &PathBuf) -> Result<Experiment, Error> {
+    Ok(dsl::load(&ctx.experiment_path(file), &ctx.workspace)?)
+}
+
+pub fn run(ctx: &Context, args: &RunArgs) -> Result<i32, Error> {
+    let started = SystemTime::now();
+    let exp = load(ctx, &args.experiment)?;
+    let git = git_provenance(&ctx.workspace);
+    if args.require_clean
+        && let Some(g) = git.as_ref().filter(|g| g.dirty)
+    {
+        return Err(Error::Usage(format!(
+            "the git tree is dirty ({}) and --require-clean was given: commit or stash first",
+            g.changed
+                .iter()
+                .take(5)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    let gpus = resources::gpu_inventory(args.gpus.as_deref());
+    if let Some(s) = exp
+        .stages
+        .iter()
+        .find(|s| s.resources.gpus as usize > gpus.len())
+    {
+        return Err(Error::Usage(format!(
+            "stage `{}` needs {} GPU(s) but the inventory has {} (set --gpus or CUDA_VISIBLE_DEVICES)",
+            s.name,
+            s.resources.gpus,
+            gpus.len()
+        )));
+    }
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32))
+        .max(1);
+    let force = if args.force_all {
+        Force::All
+    } else if args.force.is_empty() {
+        Force::None
+    } else {
+        for f in &args.force {
+            if !exp.stages.iter().any(|s| &s.name == f || &s.base == f) {
+                return Err(Error::Usage(format!(
+                    "--force `{f}`: the experiment has no such stage"
+                )));
+            }
+        }
+        Force::Stages(args.force.clone())
+    };
+    let store = open_store(ctx, args.no_wait)?;
+    store.clean_scratch()?;
+    let opts = RunOptions {
+        jobs,
+        gpus,
+        keep_going: args.keep_going,
+        plan: PlanOptions {
+            verify_data: args.check.verify_data,
+            paranoid: args.check.paranoid,
+            force,
+        },
+        verbose: args.verbose,
+    };
+    let plan = Plan::build(&exp, &store, &opts.plan)?;
+    let progress = Progress::new(exp.stages.len(), args.quiet);
+    exec::install_interrupt_handler();
+    let outcome = exec::run(&exp, &store, plan, &opts, &progress);
+    progress.finish();
+    let outcome = outcome?;
+    let run_id = manifest::new_run_id();
+    let m = manifest::build(&exp, &run_id, started, &outcome, manifest::provenance(git));
+    let dir = manifest::write(&ctx.runs, &m, &outcome).map_err(|e| Error::io(&ctx.runs, e))?;
+    let counts = m.counts();
+    let summary: Vec<String> = ["ran", "fresh", "failed", "skipped", "not_run"]
+        .iter()
+        .filter_map(|k| {
+            counts
+                .get(*k)
+                .map(|n| format!("{n} {}", k.replace('_', " ")))
+        })
+        .collect();
+    let rel = dir
+        .strip_prefix(&ctx.workspace)
+        .unwrap_or(&dir)
+        .display()
+        .to_string();
+    if args.json {
+        print_json(&m)?;
+    }
+    if outcome.interrupted {
+        eprintln!(
+            "{:>12} `{}`: {} (record in {rel})",
+            "Interrupted",
+            exp.name,
+            summary.join(", ")
+        );
+        return Err(Error::Interrupted);
+    }
+    let secs = m.duration_ms as f64 / 1000.0;
+    if m.status == "ok" {
+        eprintln!(
+            "{:>12} `{}` in {secs:.2}s: {} (record in {rel})",
+            "Finished",
+            exp.name,
+            summary.join(", ")
+        );
+        Ok(exit::OK)
+    } else {
+        eprintln!(
+            "{:>12} `{}` in {secs:.2}s: {} (logs in {rel}/logs)",
+            "Failed",
+            exp.name,
+            summary.join(", ")
+        );
+        Err(Error::StagesFailed {
+            failed: counts.get("failed").copied().unwrap_or(0),
+            total: exp.stages.len(),
+        })
+    }
+}
+
+pub fn plan(ctx: &Context, args: &PlanArgs) -> Result<i32, Error> {
+    let exp = load(ctx, &args.experiment)?;
+    let store = open_store(ctx, args.no_wait)?;
+    let opts = PlanOptions {
+        verify_data: args.check.verify_data,
+        paranoid: args.check.paranoid,
+        force: Force::None,
+    };
+    let plan = Plan::build(&exp, &store, &opts)?;
+    let to_run = plan.states.iter().filter(|s| !s.is_fresh()).count();
+    if args.json {
+        let stages: Vec<_> = exp
+            .stages
+            .iter()
+            .zip(&plan.states)
+            .map(|(s, st)| match st {
+                StageState::Fresh { key, .. } => {
+                    json!({"stage": s.name, "state": "fresh", "key": key.hash, "reasons": []})
+                }
+                StageState::Stale { key, reasons } => json!({
+                    "stage": s.name,
+                    "state": "run",
+                    "key": key.as_ref().map(|k| k.hash.clone()),
+                    "reasons": reasons,
+                    "explanation": reasons.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                }),
+            })
+            .collect();
+        print_json(
+            &json!({"experiment": exp.name, "to_run": to_run, "fresh": exp.stages.len() - to_run, "stages": stages}),
+        )?;
+        return Ok(exit::OK);
+    }
+    println!(
+        "{} stage(s) in `{}`: {} fresh, {} to run",
+        exp.stages.len(),
+        exp.name,
+        exp.stages.len() - to_run,
+        to_run
+    );
+    for (s, st) in exp.stages.iter().zip(&plan.states) {
+        match st {
+            StageState::Fresh { .. } => {
+                if args.explain {
+                    println!("{:>12} {}", "Fresh", s.name);
+                }
+            }
+            StageState::Stale { reasons, .. } => {
+                if args.explain {
+                    let why: Vec<String> = reasons.iter().map(ToString::to_string).collect();
+                    println!("{:>12} {}: {}", "Run", s.name, why.join("; "));
+                } else {
+                    println!("{:>12} {}", "Run", s.name);
+                }
+            }
+        }
+    }
+    Ok(exit::OK)
+}

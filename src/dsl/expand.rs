@@ -1,0 +1,287 @@
+//! Sweeps and replicates: declared stages → concrete stage variants.
+//!
+//! A stage's *axes* are its own sweep keys, the axes it inherits from every upstream stage it
+//! depends on directly (fan-out: one variant per upstream variant), and `seed` when it is
+//! replicated or inherits replication. A dependency written `stage:NAME[*]/OUT` gathers instead:
+//! the stage does not inherit NAME's axes and receives every NAME variant that agrees with its
+//! own coordinates. Variant names list the coordinates, sweep axes in declared order and `seed`
+//! last: `train[lr=0.001,seed=2]`.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::Value as Json;
+
+use super::experiment::{Dep, Resources, Stage, StageKind, coord_text};
+
+/// A declared stage after validation, before expansion.
+#[derive(Debug, Clone)]
+pub struct BaseStage {
+    pub name: String,
+    pub kind: StageKind,
+    pub cmd: Option<String>,
+    pub deps: BTreeMap<String, DepRef>,
+    pub code: Vec<String>,
+    pub outs: BTreeMap<String, String>,
+    pub params: BTreeMap<String, Json>,
+    pub config: Json,
+    pub resources: Resources,
+    pub retries: u32,
+    pub replicate: bool,
+}
+
+impl BaseStage {
+    pub fn upstream_names(&self) -> impl Iterator<Item = &str> {
+        self.deps.values().filter_map(|d| match d {
+            DepRef::Stage { stage, .. } => Some(stage.as_str()),
+            DepRef::Path(_) => None,
+        })
+    }
+}
+
+/// A dependency as declared.
+#[derive(Debug, Clone)]
+pub enum DepRef {
+    Path(String),
+    Stage {
+        stage: String,
+        out: String,
+        gather: bool,
+    },
+}
+
+/// One sweep key: which stage, where in its params/config, which values.
+#[derive(Debug, Clone)]
+pub struct Axis {
+    /// Index of the swept stage among the declared stages.
+    pub stage: usize,
+    /// The sweep key as written (`train.params.lr`): the axis identity.
+    pub id: String,
+    /// Short label used in variant names (`lr`).
+    pub label: String,
+    /// `params` or `config`.
+    pub section: String,
+    pub path: Vec<String>,
+    pub values: Vec<Json>,
+}
+
+const SEED_AXIS: &str = "seed";
+
+/// Expands declared stages (visited in `order`, a topological order) into concrete stages,
+/// themselves in topological order.
+pub fn expand(
+    bases: &[BaseStage],
+    order: &[usize],
+    axes: &[Axis],
+    seeds: Option<&[u64]>,
+    seed: u64,
+) -> Vec<Stage> {
+    let by_name: HashMap<&str, usize> = bases
+        .iter()
+        .enumerate()
+        .map(|(i, b)| (b.name.as_str(), i))
+        .collect();
+    let seed_values: Vec<Json> = seeds
+        .unwrap_or(&[])
+        .iter()
+        .map(|s| Json::from(*s))
+        .collect();
+    let axis_by_id: HashMap<&str, &Axis> = axes.iter().map(|a| (a.id.as_str(), a)).collect();
+
+    let mut axes_of: Vec<Vec<String>> = vec![Vec::new(); bases.len()];
+    // Per declared stage: projection key → index of the concrete stage.
+    let mut variants_of: Vec<Vec<(Vec<Json>, usize)>> = vec![Vec::new(); bases.len()];
+    let mut lookup_of: Vec<HashMap<String, usize>> = vec![HashMap::new(); bases.len()];
+    let mut stages: Vec<Stage> = Vec::new();
+
+    for &b in order {
+        let base = &bases[b];
+        let mut list: Vec<String> = Vec::new();
+        let mut seeded = base.replicate && !seed_values.is_empty();
+        for dep in base.deps.values() {
+            if let DepRef::Stage {
+                stage,
+                gather: false,
+                ..
+            } = dep
+            {
+                for a in &axes_of[by_name[stage.as_str()]] {
+                    if a == SEED_AXIS {
+                        seeded = true;
+                    } else if !list.contains(a) {
+                        list.push(a.clone());
+                    }
+                }
+            }
+        }
+        for a in axes.iter().filter(|a| a.stage == b) {
+            list.push(a.id.clone());
+        }
+        if seeded {
+            list.push(SEED_AXIS.to_string());
+        }
+        let values: Vec<&[Json]> = list
+            .iter()
+            .map(|id| {
+                if id == SEED_AXIS {
+                    seed_values.as_slice()
+                } else {
+                    axis_by_id[id.as_str()].values.as_slice()
+                }
+            })
+            .collect();
+        let labels = labels_for(&list, &axis_by_id);
+
+        for combo in cartesian(&values) {
+            let coords: Vec<(String, Json)> =
+                labels.iter().cloned().zip(combo.iter().cloned()).collect();
+            let name = if coords.is_empty() {
+                base.name.clone()
+            } else {
+                let inner: Vec<String> = coords
+                    .iter()
+                    .map(|(l, v)| format!("{l}={}", coord_text(v)))
+                    .collect();
+                format!("{}[{}]", base.name, inner.join(","))
+            };
+            let at = |id: &str| list.iter().position(|a| a == id).map(|i| &combo[i]);
+
+            let mut params = base.params.clone();
+            let mut config = base.config.clone();
+            for a in axes.iter().filter(|a| a.stage == b) {
+                let v = at(&a.id).expect("own axis is in the list").clone();
+                if a.section == "params" {
+                    set_path(&mut params, &a.path, v);
+                } else {
+                    set_json_path(&mut config, &a.path, v);
+                }
+            }
+            let stage_seed = match at(SEED_AXIS) {
+                Some(v) => v.as_u64().expect("seeds are u64"),
+                None => seed,
+            };
+
+            let mut deps = BTreeMap::new();
+            for (dep_name, dep) in &base.deps {
+                let resolved = match dep {
+                    DepRef::Path(p) => Dep::Path(p.clone()),
+                    DepRef::Stage { stage, out, gather } => {
+                        let u = by_name[stage.as_str()];
+                        let idx = if *gather {
+                            variants_of[u]
+                                .iter()
+                                .filter(|(ucoords, _)| {
+                                    axes_of[u]
+                                        .iter()
+                                        .zip(ucoords)
+                                        .all(|(id, v)| at(id).is_none_or(|mine| mine == v))
+                                })
+                                .map(|(_, i)| *i)
+                                .collect()
+                        } else {
+                            let key = projection(&axes_of[u], |id| at(id));
+                            vec![lookup_of[u][&key]]
+                        };
+                        Dep::Stage {
+                            stages: idx,
+                            out: out.clone(),
+                            gather: *gather,
+                        }
+                    }
+                };
+                deps.insert(dep_name.clone(), resolved);
+            }
+
+            let index = stages.len();
+            lookup_of[b].insert(projection(&list, |id| at(id)), index);
+            variants_of[b].push((combo.clone(), index));
+            stages.push(Stage {
+                name,
+                base: base.name.clone(),
+                kind: base.kind,
+                cmd: base.cmd.clone(),
+                deps,
+                code: base.code.clone(),
+                outs: base.outs.clone(),
+                params,
+                config,
+                resources: base.resources,
+                retries: base.retries,
+                seed: stage_seed,
+                coords,
+            });
+        }
+        axes_of[b] = list;
+    }
+    stages
+}
+
+/// Short labels, falling back to the full sweep key where two axes share a label.
+fn labels_for(list: &[String], axis_by_id: &HashMap<&str, &Axis>) -> Vec<String> {
+    let short: Vec<String> = list
+        .iter()
+        .map(|id| {
+            axis_by_id
+                .get(id.as_str())
+                .map_or(id.clone(), |a| a.label.clone())
+        })
+        .collect();
+    short
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            if short.iter().filter(|o| *o == l).count() > 1 {
+                list[i].clone()
+            } else {
+                l.clone()
+            }
+        })
+        .collect()
+}
+
+fn projection<'a>(axes: &[String], at: impl Fn(&str) -> Option<&'a Json>) -> String {
+    let mut key = String::new();
+    for id in axes {
+        key.push_str(id);
+        key.push('=');
+        key.push_str(&at(id).map(Json::to_string).unwrap_or_default());
+        key.push('\u{1f}');
+    }
+    key
+}
+
+fn cartesian(values: &[&[Json]]) -> Vec<Vec<Json>> {
+    let mut out: Vec<Vec<Json>> = vec![Vec::new()];
+    for axis in values {
+        let mut next = Vec::with_capacity(out.len() * axis.len());
+        for prefix in &out {
+            for v in axis.iter() {
+                let mut p = prefix.clone();
+                p.push(v.clone());
+                next.push(p);
+            }
+        }
+        out = next;
+    }
+    out
+}
+
+fn set_path(map: &mut BTreeMap<String, Json>, path: &[String], v: Json) {
+    if let Some(slot) = map.get_mut(&path[0]) {
+        if path.len() == 1 {
+            *slot = v;
+        } else {
+            set_json_path(slot, &path[1..], v);
+        }
+    }
+}
+
+fn set_json_path(root: &mut Json, path: &[String], v: Json) {
+    let mut cur = root;
+    for p in path {
+        match cur.get_mut(p) {
+            Some(next) => cur = next,
+            None => return,
+        }
+    }
+    *cur = v;
+}

@@ -1,0 +1,665 @@
+//! Reading and validating an experiment file: syntax, schema, names, paths, placeholders, the
+//! stage graph. Every rejection is a [`DslError`] that points at the file, line, column and key
+//! path; nothing here writes anything.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Component, Path};
+
+use indexmap::IndexMap;
+use serde_json::Value as Json;
+use serde_yaml::Value as Yaml;
+
+use super::error::DslError;
+use super::expand::{self, Axis, BaseStage, DepRef};
+use super::experiment::{Experiment, Resources, StageKind};
+use super::schema::{ExperimentFile, ResourcesSpec, StageSpec};
+use super::span::SpanIndex;
+use super::template;
+
+/// Loads `file` (as named by the user) against the workspace root `workspace`.
+pub fn load(file: &Path, workspace: &Path) -> Result<Experiment, DslError> {
+    let workspace = workspace
+        .canonicalize()
+        .map_err(|e| DslError::new(workspace, format!("cannot open the workspace: {e}")))?;
+    let abs = if file.is_absolute() {
+        file.to_path_buf()
+    } else {
+        workspace.join(file)
+    };
+    let text = std::fs::read_to_string(&abs).map_err(|e| {
+        let what = if e.kind() == std::io::ErrorKind::NotFound {
+            "experiment file not found".to_string()
+        } else {
+            format!("cannot read the experiment file: {e}")
+        };
+        DslError::new(file, what)
+    })?;
+    parse(file, &text, &workspace)
+}
+
+/// Validates the text of an experiment file named `file`.
+pub fn parse(file: &Path, text: &str, workspace: &Path) -> Result<Experiment, DslError> {
+    let spans = SpanIndex::build(text).map_err(|e| {
+        DslError::new(file, e.message)
+            .at(Some(e.pos), text)
+            .key(e.key_path.unwrap_or_default())
+    })?;
+    if spans.empty {
+        return Err(DslError::new(file, "the experiment file is empty").help(
+            "start from experiments/quickstart.yaml: it needs at least `experiment:` and `stages:`",
+        ));
+    }
+    let raw: ExperimentFile = serde_yaml::from_str(text).map_err(|e| {
+        let pos = e.location().map(|l| super::span::Pos {
+            line: l.line(),
+            col: l.column(),
+        });
+        let msg = e.to_string();
+        // serde_yaml appends " at line L column C"; the position is printed in front instead.
+        let msg = match msg.rfind(" at line ") {
+            Some(i) => msg[..i].to_string(),
+            None => msg,
+        };
+        DslError::new(file, msg).at(pos, text)
+    })?;
+    let ctx = Ctx {
+        file,
+        text,
+        spans: &spans,
+        workspace,
+    };
+    ctx.experiment(raw)
+}
+
+struct Ctx<'a> {
+    file: &'a Path,
+    text: &'a str,
+    spans: &'a SpanIndex,
+    workspace: &'a Path,
+}
+
+fn segs(path: &[&str]) -> Vec<String> {
+    path.iter().map(|s| s.to_string()).collect()
+}
+
+impl Ctx<'_> {
+    /// An error at the key `path`.
+    fn err(&self, path: &[&str], msg: impl Into<String>) -> DslError {
+        let segs = segs(path);
+        DslError::new(self.file, msg)
+            .at(self.spans.key_pos(&segs), self.text)
+            .key(path.join("."))
+    }
+
+    /// An error at the value of `path`.
+    fn err_value(&self, path: &[&str], msg: impl Into<String>) -> DslError {
+        let segs = segs(path);
+        DslError::new(self.file, msg)
+            .at(self.spans.value_pos(&segs), self.text)
+            .key(path.join("."))
+    }
+
+    fn experiment(&self, raw: ExperimentFile) -> Result<Experiment, DslError> {
+        if !valid_name(&raw.experiment, true) {
+            return Err(self.err_value(
+                &["experiment"],
+                format!(
+                    "invalid experiment name `{}`: use letters, digits, `.`, `_` and `-` (it names a folder under runs/)",
+                    raw.experiment
+                ),
+            ));
+        }
+        if let Some(seeds) = &raw.seeds {
+            if seeds.is_empty() {
+                return Err(self.err_value(
+                    &["seeds"],
+                    "`seeds` is empty: list at least one seed or remove the key",
+                ));
+            }
+            let mut seen = std::collections::HashSet::new();
+            for (i, s) in seeds.iter().enumerate() {
+                if !seen.insert(s) {
+                    let idx = format!("[{i}]");
+                    return Err(
+                        self.err_value(&["seeds", &idx], format!("seed {s} is listed twice"))
+                    );
+                }
+            }
+        }
+        if raw.stages.is_empty() {
+            return Err(self.err(&["stages"], "the experiment declares no stages"));
+        }
+        let defaults = raw.defaults.clone().unwrap_or_default();
+        let mut bases = Vec::with_capacity(raw.stages.len());
+        for (name, spec) in &raw.stages {
+            bases.push(self.stage(name, spec, &defaults, &raw.stages)?);
+        }
+        let order = self.topo_order(&bases)?;
+        let axes = self.sweep_axes(&raw, &bases)?;
+        let seed = raw.seed.unwrap_or(0);
+        let stages = expand::expand(&bases, &order, &axes, raw.seeds.as_deref(), seed);
+        Ok(Experiment {
+            name: raw.experiment,
+            description: raw.description,
+            file: self.file.to_path_buf(),
+            workspace: self.workspace.to_path_buf(),
+            seed,
+            stages,
+        })
+    }
+
+    fn stage(
+        &self,
+        name: &str,
+        spec: &StageSpec,
+        defaults: &super::schema::Defaults,
+        all: &IndexMap<String, StageSpec>,
+    ) -> Result<BaseStage, DslError> {
+        fn at<'a>(name: &'a str, k: &'a str) -> Vec<&'a str> {
+            if k.is_empty() {
+                vec!["stages", name]
+            } else {
+                vec!["stages", name, k]
+            }
+        }
+        let at = |k: &'static str| at(name, k);
+        if !valid_name(name, false) {
+            return Err(self.err(
+                &at(""),
+                format!("invalid stage name `{name}`: use letters, digits, `_` and `-`"),
+            ));
+        }
+        let kind = StageKind::parse(&spec.kind).ok_or_else(|| {
+            let known: Vec<_> = StageKind::ALL.iter().map(|k| k.name()).collect();
+            self.err_value(
+                &at("kind"),
+                format!(
+                    "unknown stage kind `{}` (known: {})",
+                    spec.kind,
+                    known.join(", ")
+                ),
+            )
+        })?;
+        match kind {
+            StageKind::Command => {
+                if spec.cmd.as_deref().is_none_or(|c| c.trim().is_empty()) {
+                    return Err(self.err(&at(""), "a `command` stage needs a non-empty `cmd`"));
+                }
+                if spec.config.is_some() {
+                    return Err(self.err(
+                        &at("config"),
+                        "a `command` stage takes `params`, not `config`",
+                    ));
+                }
+                if spec.outs.is_empty() {
+                    return Err(self.err(
+                        &at(""),
+                        "a `command` stage must declare at least one output in `outs`: its outputs are what is cached",
+                    ));
+                }
+            }
+        }
+
+        let mut deps = BTreeMap::new();
+        for (dep, target) in &spec.deps {
+            let path = ["stages", name, "deps", dep.as_str()];
+            if !valid_ident(dep) {
+                return Err(self.err(
+                    &path,
+                    format!("invalid dep name `{dep}`: use letters, digits and `_`"),
+                ));
+            }
+            deps.insert(dep.clone(), self.dep(&path, target, all)?);
+        }
+        let mut code = Vec::new();
+        for (i, c) in spec.code.iter().enumerate() {
+            let idx = format!("[{i}]");
+            code.push(self.workspace_path(&["stages", name, "code", &idx], c, "code path")?);
+        }
+        let mut outs = BTreeMap::new();
+        for (out, rel) in &spec.outs {
+            let path = ["stages", name, "outs", out.as_str()];
+            if !valid_ident(out) {
+                return Err(self.err(
+                    &path,
+                    format!("invalid output name `{out}`: use letters, digits and `_`"),
+                ));
+            }
+            let norm = normalize_out(rel)
+                .map_err(|why| self.err_value(&path, format!("output path `{rel}` {why}")))?;
+            if let Some((other, _)) = outs.iter().find(|(_, p)| **p == norm) {
+                return Err(self.err_value(
+                    &path,
+                    format!("output path `{rel}` is also declared by output `{other}`"),
+                ));
+            }
+            outs.insert(out.clone(), norm);
+        }
+        let mut params = BTreeMap::new();
+        for (p, v) in &spec.params {
+            let path = ["stages", name, "params", p.as_str()];
+            if !valid_ident(p) {
+                return Err(self.err(
+                    &path,
+                    format!("invalid param name `{p}`: use letters, digits and `_`"),
+                ));
+            }
+            params.insert(p.clone(), self.json(&segs(&path), v)?);
+        }
+        let config = match &spec.config {
+            Some(v) => self.json(&segs(&at("config")), v)?,
+            None => Json::Null,
+        };
+        let resources = self.resources(name, spec.resources, defaults.resources)?;
+        let retries = spec.retries.or(defaults.retries).unwrap_or(0);
+        if let Some(cmd) = &spec.cmd {
+            let names = template::Names {
+                deps: deps.keys().cloned().collect(),
+                outs: outs.keys().cloned().collect(),
+                params: params.keys().cloned().collect(),
+            };
+            template::check(cmd, &names).map_err(|e| self.err_value(&at("cmd"), e))?;
+        }
+        Ok(BaseStage {
+            name: name.to_string(),
+            kind,
+            cmd: spec.cmd.clone(),
+            deps,
+            code,
+            outs,
+            params,
+            config,
+            resources,
+            retries,
+            replicate: spec.replicate,
+        })
+    }
+
+    fn resources(
+        &self,
+        stage: &str,
+        own: Option<ResourcesSpec>,
+        default: Option<ResourcesSpec>,
+    ) -> Result<Resources, DslError> {
+        let own = own.unwrap_or_default();
+        let def = default.unwrap_or_default();
+        let r = Resources {
+            cpus: own.cpus.or(def.cpus).unwrap_or(1),
+            gpus: own.gpus.or(def.gpus).unwrap_or(0),
+            mem_mb: own.mem_mb.or(def.mem_mb),
+        };
+        if r.cpus == 0 {
+            return Err(self.err_value(
+                &["stages", stage, "resources", "cpus"],
+                "`cpus` must be at least 1",
+            ));
+        }
+        Ok(r)
+    }
+
+    fn dep(
+        &self,
+        path: &[&str],
+        target: &str,
+        all: &IndexMap<String, StageSpec>,
+    ) -> Result<DepRef, DslError> {
+        let Some(rest) = target.strip_prefix("stage:") else {
+            return Ok(DepRef::Path(self.workspace_path(path, target, "dep")?));
+        };
+        let Some((stage, out)) = rest.split_once('/') else {
+            return Err(self.err_value(
+                path,
+                format!("`{target}` is not a stage reference: write `stage:NAME/OUT` (or `stage:NAME[*]/OUT` to gather every variant)"),
+            ));
+        };
+        let (stage, gather) = match stage.strip_suffix("[*]") {
+            Some(s) => (s, true),
+            None => (stage, false),
+        };
+        let Some(up) = all.get(stage) else {
+            let known: Vec<_> = all.keys().map(String::as_str).collect();
+            return Err(self.err_value(
+                path,
+                format!(
+                    "`{target}` refers to a missing stage `{stage}` (stages: {})",
+                    known.join(", ")
+                ),
+            ));
+        };
+        if !up.outs.contains_key(out) {
+            let known: Vec<_> = up.outs.keys().map(String::as_str).collect();
+            return Err(self.err_value(
+                path,
+                format!(
+                    "`{target}`: stage `{stage}` has no output `{out}` (outputs: {})",
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            ));
+        }
+        Ok(DepRef::Stage {
+            stage: stage.to_string(),
+            out: out.to_string(),
+            gather,
+        })
+    }
+
+    /// Validates a workspace-relative path: relative, inside the workspace (also after
+    /// following links), existing. Returns it normalized.
+    fn workspace_path(&self, path: &[&str], rel: &str, what: &str) -> Result<String, DslError> {
+        let norm = normalize_relative(rel)
+            .map_err(|why| self.err_value(path, format!("{what} `{rel}` {why}")))?;
+        let abs = self.workspace.join(&norm);
+        match abs.canonicalize() {
+            Ok(real) if real.starts_with(self.workspace) => Ok(norm),
+            Ok(real) => Err(self.err_value(
+                path,
+                format!(
+                    "{what} `{rel}` escapes the workspace through a link (it resolves to `{}`)",
+                    real.display()
+                ),
+            )),
+            Err(_) => Err(self.err_value(
+                path,
+                format!(
+                    "{what} `{rel}` does not exist in the workspace `{}`",
+                    self.workspace.display()
+                ),
+            )),
+        }
+    }
+
+    fn json(&self, path: &[String], v: &Yaml) -> Result<Json, DslError> {
+        let at = |msg: String| {
+            let p: Vec<&str> = path.iter().map(String::as_str).collect();
+            self.err_value(&p, msg)
+        };
+        Ok(match v {
+            Yaml::Null => Json::Null,
+            Yaml::Bool(b) => Json::Bool(*b),
+            Yaml::Number(n) => {
+                if let Some(i) = n.as_u64() {
+                    Json::from(i)
+                } else if let Some(i) = n.as_i64() {
+                    Json::from(i)
+                } else {
+                    let f = n.as_f64().unwrap_or(f64::NAN);
+                    if !f.is_finite() {
+                        return Err(at(format!(
+                            "`{n}` is not a finite number: NaN and infinities are not allowed in an experiment"
+                        )));
+                    }
+                    serde_json::Number::from_f64(f)
+                        .map(Json::Number)
+                        .ok_or_else(|| at(format!("`{n}` is not a finite number")))?
+                }
+            }
+            Yaml::String(s) => Json::String(s.clone()),
+            Yaml::Sequence(items) => {
+                let mut out = Vec::with_capacity(items.len());
+                for (i, item) in items.iter().enumerate() {
+                    let mut p = path.to_vec();
+                    p.push(format!("[{i}]"));
+                    out.push(self.json(&p, item)?);
+                }
+                Json::Array(out)
+            }
+            Yaml::Mapping(m) => {
+                let mut out = serde_json::Map::new();
+                for (k, item) in m {
+                    let Yaml::String(k) = k else {
+                        return Err(at(format!(
+                            "map keys must be strings, found `{}`",
+                            yaml_text(k)
+                        )));
+                    };
+                    let mut p = path.to_vec();
+                    p.push(k.clone());
+                    out.insert(k.clone(), self.json(&p, item)?);
+                }
+                Json::Object(out)
+            }
+            Yaml::Tagged(t) => {
+                return Err(at(format!(
+                    "YAML tags such as `{}` are not supported",
+                    t.tag
+                )));
+            }
+        })
+    }
+
+    /// Kahn's algorithm over declared stages, declaration order breaking ties; a cycle is
+    /// reported as a path `a → b → a`.
+    fn topo_order(&self, bases: &[BaseStage]) -> Result<Vec<usize>, DslError> {
+        let index: HashMap<&str, usize> = bases
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (b.name.as_str(), i))
+            .collect();
+        let ups: Vec<Vec<usize>> = bases
+            .iter()
+            .map(|b| {
+                let mut v: Vec<usize> = b
+                    .upstream_names()
+                    .filter_map(|n| index.get(n).copied())
+                    .collect();
+                v.sort_unstable();
+                v.dedup();
+                v
+            })
+            .collect();
+        let mut indegree: Vec<usize> = ups.iter().map(Vec::len).collect();
+        let mut downs = vec![Vec::new(); bases.len()];
+        for (i, u) in ups.iter().enumerate() {
+            for &j in u {
+                downs[j].push(i);
+            }
+        }
+        let mut ready: std::collections::BTreeSet<usize> =
+            (0..bases.len()).filter(|&i| indegree[i] == 0).collect();
+        let mut order = Vec::with_capacity(bases.len());
+        while let Some(i) = ready.pop_first() {
+            order.push(i);
+            for &d in &downs[i] {
+                indegree[d] -= 1;
+                if indegree[d] == 0 {
+                    ready.insert(d);
+                }
+            }
+        }
+        if order.len() == bases.len() {
+            return Ok(order);
+        }
+        // Walk upstream edges from a stage still blocked until a stage repeats.
+        let blocked: Vec<usize> = (0..bases.len()).filter(|&i| indegree[i] > 0).collect();
+        let mut path = vec![blocked[0]];
+        loop {
+            let last = *path.last().expect("path starts non-empty");
+            let next = ups[last]
+                .iter()
+                .copied()
+                .find(|u| indegree[*u] > 0)
+                .expect("a blocked stage has a blocked upstream");
+            if let Some(start) = path.iter().position(|&p| p == next) {
+                let mut cycle: Vec<&str> = path[start..]
+                    .iter()
+                    .rev()
+                    .map(|&i| bases[i].name.as_str())
+                    .collect();
+                cycle.push(cycle[0]);
+                let first = bases[path[start]].name.as_str();
+                return Err(self.err(
+                    &["stages", first, "deps"],
+                    format!("the stages form a cycle: {}", cycle.join(" → ")),
+                ));
+            }
+            path.push(next);
+        }
+    }
+
+    fn sweep_axes(&self, raw: &ExperimentFile, bases: &[BaseStage]) -> Result<Vec<Axis>, DslError> {
+        let Some(sweep) = &raw.sweep else {
+            return Ok(Vec::new());
+        };
+        let mut axes = Vec::new();
+        for (key, values) in sweep {
+            let path = ["sweep", key.as_str()];
+            let parts: Vec<&str> = key.split('.').collect();
+            if parts.len() < 3 || !matches!(parts[1], "params" | "config") {
+                return Err(self.err(
+                    &path,
+                    format!("sweep key `{key}` must be `STAGE.params.NAME` or `STAGE.config.PATH`"),
+                ));
+            }
+            let Some(stage) = bases.iter().position(|b| b.name == parts[0]) else {
+                return Err(self.err(
+                    &path,
+                    format!("sweep key `{key}` names a missing stage `{}`", parts[0]),
+                ));
+            };
+            let root = if parts[1] == "params" {
+                Json::Object(bases[stage].params.clone().into_iter().collect())
+            } else {
+                bases[stage].config.clone()
+            };
+            let mut cur = &root;
+            for p in &parts[2..] {
+                match cur.get(p) {
+                    Some(v) => cur = v,
+                    None => {
+                        return Err(self.err(
+                            &path,
+                            format!(
+                                "sweep key `{key}`: stage `{}` declares no `{}` to sweep (declare a default value first)",
+                                parts[0],
+                                parts[1..].join(".")
+                            ),
+                        ));
+                    }
+                }
+            }
+            if values.is_empty() {
+                return Err(self.err_value(&path, format!("sweep `{key}` lists no values")));
+            }
+            let mut vals = Vec::with_capacity(values.len());
+            for (i, v) in values.iter().enumerate() {
+                let p = vec!["sweep".to_string(), key.clone(), format!("[{i}]")];
+                let j = self.json(&p, v)?;
+                if vals.contains(&j) {
+                    let idx = format!("[{i}]");
+                    return Err(self.err_value(
+                        &["sweep", key, &idx],
+                        format!("sweep `{key}` lists `{j}` twice"),
+                    ));
+                }
+                vals.push(j);
+            }
+            axes.push(Axis {
+                stage,
+                id: key.clone(),
+                label: parts[parts.len() - 1].to_string(),
+                section: parts[1].to_string(),
+                path: parts[2..].iter().map(|s| s.to_string()).collect(),
+                values: vals,
+            });
+        }
+        Ok(axes)
+    }
+}
+
+fn yaml_text(v: &Yaml) -> String {
+    serde_yaml::to_string(v)
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// Experiment names may contain dots; stage names may not (dots separate sweep paths).
+fn valid_name(s: &str, allow_dot: bool) -> bool {
+    !s.is_empty()
+        && !s.starts_with('.')
+        && s.len() <= 128
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || (allow_dot && c == '.'))
+}
+
+/// Names used inside `{…}` placeholders.
+fn valid_ident(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// A relative path with `..` allowed only while it stays inside the root.
+fn normalize_relative(rel: &str) -> Result<String, &'static str> {
+    if rel.trim().is_empty() {
+        return Err("is empty");
+    }
+    let p = Path::new(rel);
+    let mut parts: Vec<String> = Vec::new();
+    for c in p.components() {
+        match c {
+            Component::Normal(s) => parts.push(s.to_string_lossy().into_owned()),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if parts.pop().is_none() {
+                    return Err("escapes the workspace: paths must stay inside it");
+                }
+            }
+            Component::RootDir | Component::Prefix(_) => {
+                return Err("is absolute: write it relative to the workspace");
+            }
+        }
+    }
+    if parts.is_empty() {
+        return Ok(".".to_string());
+    }
+    Ok(parts.join("/"))
+}
+
+/// An output path: relative to the stage's output directory, never leaving it.
+fn normalize_out(rel: &str) -> Result<String, &'static str> {
+    if Path::new(rel)
+        .components()
+        .any(|c| matches!(c, Component::ParentDir))
+    {
+        return Err("escapes the stage's output directory: `..` is not allowed in outputs");
+    }
+    let norm = normalize_relative(rel).map_err(|e| {
+        if e.starts_with("is absolute") {
+            "is absolute: outputs are relative to the stage's output directory"
+        } else {
+            e
+        }
+    })?;
+    if norm == "." {
+        return Err("names the output directory itself: name a file or folder inside it");
+    }
+    Ok(norm)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_paths_are_normalized_and_confined() {
+        assert_eq!(normalize_relative("a/./b/../c").unwrap(), "a/c");
+        assert!(normalize_relative("../x").is_err());
+        assert!(normalize_relative("a/../../x").is_err());
+        assert!(normalize_relative("/etc/passwd").is_err());
+        assert!(normalize_out("x/../y").is_err());
+        assert!(normalize_out(".").is_err());
+        assert_eq!(normalize_out("sub/t.csv").unwrap(), "sub/t.csv");
+    }
+
+    #[test]
+    fn names() {
+        assert!(valid_name("paper-v1.2", true));
+        assert!(!valid_name("a.b", false));
+        assert!(!valid_name("", false));
+        assert!(!valid_name("a b", true));
+        assert!(valid_ident("raw_2"));
+        assert!(!valid_ident("raw-2"));
+    }
+}

@@ -1,0 +1,71 @@
+//! The top-level error and the exit codes the CLI documents.
+//!
+//! Every module has its own `thiserror` enum; this one wraps them and knows which exit code each
+//! maps to. Nothing here formats for the terminal: `cli` prints `error: …` and `caused by: …`.
+
+use std::path::PathBuf;
+
+/// Exit codes, documented in the README. Scripts rely on them.
+pub mod exit {
+    /// Everything went as asked.
+    pub const OK: i32 = 0;
+    /// A bug or an environment failure (I/O error on the store, a panic).
+    pub const INTERNAL: i32 = 1;
+    /// The experiment or the command line is wrong; nothing was written.
+    pub const USAGE: i32 = 2;
+    /// At least one stage failed; what succeeded is committed.
+    pub const STAGE_FAILED: i32 = 3;
+    /// Another `orchestrate` holds the store and `--no-wait` was given.
+    pub const STORE_BUSY: i32 = 4;
+    /// Interrupted by Ctrl-C (128 + SIGINT); running stages were killed, nothing partial committed.
+    pub const INTERRUPTED: i32 = 130;
+}
+
+/// Any failure that reaches the command line.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Experiment(#[from] crate::dsl::DslError),
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Fingerprint(#[from] crate::fingerprint::FingerprintError),
+    #[error("{failed} of {total} stage(s) failed")]
+    StagesFailed { failed: usize, total: usize },
+    #[error("interrupted: running stages were killed and nothing partial was committed")]
+    Interrupted,
+    #[error("i/o error on `{path}`")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl Error {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Experiment(_) | Error::Usage(_) => exit::USAGE,
+            Error::Store(crate::store::StoreError::Busy { .. }) => exit::STORE_BUSY,
+            Error::Fingerprint(crate::fingerprint::FingerprintError::Missing { .. }) => exit::USAGE,
+            Error::StagesFailed { .. } => exit::STAGE_FAILED,
+            Error::Interrupted => exit::INTERRUPTED,
+            Error::Store(_) | Error::Fingerprint(_) | Error::Io { .. } | Error::Internal(_) => {
+                exit::INTERNAL
+            }
+        }
+    }
+
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

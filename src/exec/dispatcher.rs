@@ -1,0 +1,629 @@
+//! The dispatcher: schedules stale stages over the DAG within the machine's budget, runs each
+//! attempt as a worker subprocess, verifies and commits results, and is the only code that
+//! writes the index.
+//!
+//! Commit protocol (DESIGN.md, non-negotiable 5): a worker writes into `scratch/<task>/out`,
+//! then its result file; the dispatcher re-hashes the folder, renames it to
+//! `objects/<digest>`, and only then writes the index record. A crash at any point leaves either
+//! no record (and a scratch folder that the next run deletes) or a complete one.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fs;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::Mutex;
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::Error;
+use crate::dsl::{Dep, Experiment, StageKind};
+use crate::plan::{self, Plan, PlanOptions, Reason, StageKey, StageState};
+use crate::stages::command::render_command;
+use crate::store::{OutRecord, StageRecord, Store};
+
+use super::progress::{Progress, Verb};
+use super::resources::Budget;
+use super::task::{
+    ResultFile, TASK_FORMAT, TaskFile, TaskStatus, stderr_path, stdout_path, write_json_atomic,
+};
+
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// CPU slots (`-j`); at least 1.
+    pub jobs: u32,
+    /// GPU inventory.
+    pub gpus: Vec<String>,
+    pub keep_going: bool,
+    pub plan: PlanOptions,
+    /// Print every reason a stage runs, not only the first.
+    pub verbose: bool,
+}
+
+/// What happened to one stage in a run.
+#[derive(Debug, Clone)]
+pub enum StageOutcome {
+    Fresh(Box<StageRecord>),
+    Ran(Box<StageRecord>),
+    Failed {
+        message: String,
+        attempts: u32,
+        stdout: String,
+        stderr: String,
+    },
+    /// Not run because an upstream stage failed.
+    Skipped {
+        because: String,
+    },
+    /// Not run: the run was interrupted, or stopped after a failure (no `--keep-going`).
+    NotRun,
+}
+
+pub struct RunOutcome {
+    pub stages: Vec<StageOutcome>,
+    /// Why each stage that ran was stale.
+    pub reasons: Vec<Vec<Reason>>,
+    pub interrupted: bool,
+}
+
+enum Event {
+    Finished { idx: usize, status: ExitStatus },
+    Interrupt,
+}
+
+static INTERRUPT: Mutex<Option<Sender<Event>>> = Mutex::new(None);
+
+/// Installs the Ctrl-C (and SIGTERM) handler once per process. A run in progress stops cleanly:
+/// running tasks are killed and nothing partial is committed.
+pub fn install_interrupt_handler() {
+    let _ = ctrlc::set_handler(|| {
+        let guard = INTERRUPT.lock().unwrap_or_else(|p| p.into_inner());
+        match guard.as_ref() {
+            Some(tx) => {
+                let _ = tx.send(Event::Interrupt);
+            }
+            None => std::process::exit(crate::error::exit::INTERRUPTED),
+        }
+    });
+}
+
+struct Running {
+    pgid: i32,
+    attempt: u32,
+    scratch: PathBuf,
+    cpus: u32,
+    devices: Vec<String>,
+    started: Instant,
+    started_at: String,
+    command: Option<String>,
+    threads: u32,
+}
+
+enum Slot {
+    /// Stale, upstream still running.
+    Waiting,
+    Ready {
+        key: StageKey,
+        attempt: u32,
+    },
+    Running(Box<Running>, StageKey),
+    Finished,
+}
+
+struct Dispatcher<'a> {
+    exp: &'a Experiment,
+    store: &'a Store,
+    opts: &'a RunOptions,
+    progress: &'a Progress,
+    inputs: plan::InputDigests,
+    budget: Budget,
+    slots: Vec<Slot>,
+    committed: Vec<Option<StageRecord>>,
+    outcomes: Vec<StageOutcome>,
+    reasons: Vec<Vec<Reason>>,
+    downstream: Vec<Vec<usize>>,
+    ready: VecDeque<usize>,
+    tx: Sender<Event>,
+    stopping: bool,
+    interrupted: bool,
+    worker_exe: PathBuf,
+}
+
+/// Runs every stale stage of `plan`. Returns what happened to each stage; an `Err` is an
+/// internal failure (the store could not be written).
+pub fn run(
+    exp: &Experiment,
+    store: &Store,
+    plan: Plan,
+    opts: &RunOptions,
+    progress: &Progress,
+) -> Result<RunOutcome, Error> {
+    let (tx, rx) = channel();
+    *INTERRUPT.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx.clone());
+    let n = exp.stages.len();
+    let mut downstream = vec![Vec::new(); n];
+    for i in 0..n {
+        for u in plan::upstream_of(exp, i) {
+            downstream[u].push(i);
+        }
+    }
+    let worker_exe = std::env::current_exe()
+        .map_err(|e| Error::Internal(format!("cannot locate the orchestrate binary: {e}")))?;
+    let mut d = Dispatcher {
+        exp,
+        store,
+        opts,
+        progress,
+        inputs: plan.inputs,
+        budget: Budget::new(opts.jobs.max(1), opts.gpus.clone()),
+        slots: Vec::with_capacity(n),
+        committed: vec![None; n],
+        outcomes: vec![StageOutcome::NotRun; n],
+        reasons: vec![Vec::new(); n],
+        downstream,
+        ready: VecDeque::new(),
+        tx,
+        stopping: false,
+        interrupted: false,
+        worker_exe,
+    };
+    for (idx, state) in plan.states.into_iter().enumerate() {
+        match state {
+            StageState::Fresh { key, record } => {
+                d.mark_fresh(idx, &key, *record)?;
+                d.slots.push(Slot::Finished);
+            }
+            StageState::Stale {
+                key: Some(key),
+                reasons,
+            } => {
+                d.reasons[idx] = reasons;
+                d.slots.push(Slot::Ready { key, attempt: 1 });
+                d.ready.push_back(idx);
+            }
+            StageState::Stale { key: None, reasons } => {
+                d.reasons[idx] = reasons;
+                d.slots.push(Slot::Waiting);
+            }
+        }
+    }
+    let result = d.main_loop(&rx);
+    *INTERRUPT.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    result?;
+    Ok(RunOutcome {
+        stages: d.outcomes,
+        reasons: d.reasons,
+        interrupted: d.interrupted,
+    })
+}
+
+impl Dispatcher<'_> {
+    fn mark_fresh(&mut self, idx: usize, key: &StageKey, record: StageRecord) -> Result<(), Error> {
+        let stage = &self.exp.stages[idx];
+        self.store
+            .index()
+            .set_latest(&self.exp.name, &stage.name, &key.json)?;
+        self.progress.line(Verb::Fresh, &stage.name, "");
+        self.progress.advance(&self.running_names());
+        self.outcomes[idx] = StageOutcome::Fresh(Box::new(record.clone()));
+        self.committed[idx] = Some(record);
+        Ok(())
+    }
+
+    fn running_names(&self) -> Vec<String> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| matches!(s, Slot::Running(..)))
+            .map(|(i, _)| self.exp.stages[i].name.clone())
+            .collect()
+    }
+
+    fn any_running(&self) -> bool {
+        self.slots.iter().any(|s| matches!(s, Slot::Running(..)))
+    }
+
+    fn main_loop(&mut self, rx: &Receiver<Event>) -> Result<(), Error> {
+        loop {
+            if !self.stopping && !self.interrupted {
+                self.schedule()?;
+            }
+            if !self.any_running() {
+                return Ok(());
+            }
+            match rx.recv() {
+                Ok(Event::Finished { idx, status }) => self.finished(idx, status)?,
+                Ok(Event::Interrupt) => self.interrupt(),
+                Err(_) => return Err(Error::Internal("event channel closed".into())),
+            }
+        }
+    }
+
+    /// Starts every ready stage the budget allows, in experiment order.
+    fn schedule(&mut self) -> Result<(), Error> {
+        let mut deferred = VecDeque::new();
+        while let Some(idx) = self.ready.pop_front() {
+            let r = self.exp.stages[idx].resources;
+            match self.budget.try_take(r.cpus, r.gpus) {
+                Some(devices) => self.start(idx, devices)?,
+                None => deferred.push_back(idx),
+            }
+        }
+        self.ready = deferred;
+        self.progress.set_running(&self.running_names());
+        Ok(())
+    }
+
+    fn resolve_inputs(&self, idx: usize) -> BTreeMap<String, Vec<PathBuf>> {
+        let stage = &self.exp.stages[idx];
+        stage
+            .deps
+            .iter()
+            .map(|(name, dep)| {
+                let paths = match dep {
+                    Dep::Path(p) => vec![self.exp.workspace.join(p)],
+                    Dep::Stage { stages, out, .. } => stages
+                        .iter()
+                        .map(|&u| {
+                            let rec = self.committed[u]
+                                .as_ref()
+                                .expect("upstream committed before start");
+                            self.store
+                                .object_path(&rec.object)
+                                .join(&rec.outs[out].path)
+                        })
+                        .collect(),
+                };
+                (name.clone(), paths)
+            })
+            .collect()
+    }
+
+    fn start(&mut self, idx: usize, devices: Vec<String>) -> Result<(), Error> {
+        let Slot::Ready { key, attempt } = std::mem::replace(&mut self.slots[idx], Slot::Finished)
+        else {
+            unreachable!("only ready stages are started");
+        };
+        let stage = &self.exp.stages[idx];
+        let threads = self.budget.clamp_cpus(stage.resources.cpus);
+        let scratch = self.store.new_scratch(&stage.name)?;
+        let out_dir = scratch.join("out");
+        let inputs = self.resolve_inputs(idx);
+        let command = match stage.kind {
+            StageKind::Command => Some(render_command(
+                stage,
+                &self.exp.workspace,
+                &inputs,
+                &out_dir,
+                threads,
+            )),
+        };
+        let task = TaskFile {
+            format: TASK_FORMAT,
+            stage: stage.name.clone(),
+            kind: stage.kind,
+            workspace: self.exp.workspace.clone(),
+            scratch: scratch.clone(),
+            out_dir,
+            outs: stage.outs.clone(),
+            command: command.clone(),
+            config: stage.config.clone(),
+            inputs,
+            seed: stage.seed,
+            threads,
+            devices: devices.clone(),
+        };
+        let task_path = scratch.join("task.json");
+        write_json_atomic(&task_path, &task).map_err(|e| Error::io(&task_path, e))?;
+        let log = scratch.join("worker.log");
+        let log_file = fs::File::create(&log).map_err(|e| Error::io(&log, e))?;
+        let log_err = log_file.try_clone().map_err(|e| Error::io(&log, e))?;
+        let mut cmd = Command::new(&self.worker_exe);
+        cmd.arg("worker")
+            .arg("--task")
+            .arg(&task_path)
+            .stdin(Stdio::null())
+            .stdout(log_file)
+            .stderr(log_err);
+        {
+            use std::os::unix::process::CommandExt;
+            // Its own process group: Ctrl-C reaches only the dispatcher, which then kills the
+            // whole group (the worker and everything its command started).
+            cmd.process_group(0);
+        }
+        super::die_with_parent(&mut cmd);
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| Error::Internal(format!("cannot start a worker: {e}")))?;
+        let pgid = child.id() as i32;
+        let tx = self.tx.clone();
+        std::thread::spawn(move || {
+            if let Ok(status) = child.wait() {
+                let _ = tx.send(Event::Finished { idx, status });
+            }
+        });
+        let detail = match (self.opts.verbose, self.reasons[idx].as_slice()) {
+            (_, []) => String::new(),
+            (true, all) => all
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+            (false, [first, ..]) => first.to_string(),
+        };
+        let verb = if attempt > 1 { Verb::Retry } else { Verb::Run };
+        let detail = if attempt > 1 {
+            format!("attempt {attempt}")
+        } else {
+            detail
+        };
+        self.progress.line(verb, &stage.name, &detail);
+        self.slots[idx] = Slot::Running(
+            Box::new(Running {
+                pgid,
+                attempt,
+                scratch,
+                cpus: stage.resources.cpus,
+                devices,
+                started: Instant::now(),
+                started_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+                command,
+                threads,
+            }),
+            key,
+        );
+        Ok(())
+    }
+
+    fn finished(&mut self, idx: usize, status: ExitStatus) -> Result<(), Error> {
+        let Slot::Running(run, key) = std::mem::replace(&mut self.slots[idx], Slot::Finished)
+        else {
+            return Ok(());
+        };
+        // Nothing the task started may outlive it: it could still write into scratch.
+        kill_group(run.pgid, libc::SIGKILL);
+        self.budget.give_back(run.cpus, run.devices.clone());
+        if self.interrupted {
+            remove_scratch(&run.scratch);
+            return Ok(());
+        }
+        let stage = &self.exp.stages[idx];
+        let result: Option<ResultFile> = fs::read(run.scratch.join("result.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        let stdout = tail(&stdout_path(&run.scratch));
+        let stderr = tail(&stderr_path(&run.scratch));
+        let failure = match &result {
+            Some(r) if r.status == TaskStatus::Ok => {
+                match self.commit(idx, &run, &key, r, stdout.clone(), stderr.clone()) {
+                    Ok(record) => {
+                        remove_scratch(&run.scratch);
+                        let secs = run.started.elapsed().as_secs_f64();
+                        self.progress
+                            .line(Verb::Done, &stage.name, &format!("{secs:.2}s"));
+                        self.progress.advance(&self.running_names());
+                        self.outcomes[idx] = StageOutcome::Ran(Box::new(record.clone()));
+                        self.committed[idx] = Some(record);
+                        return self.release_downstream(idx);
+                    }
+                    Err(e) => format!("the result could not be committed: {e}"),
+                }
+            }
+            Some(r) => r
+                .message
+                .clone()
+                .unwrap_or_else(|| "the stage failed".to_string()),
+            None => {
+                use std::os::unix::process::ExitStatusExt;
+                let how = match (status.code(), status.signal()) {
+                    (_, Some(sig)) => format!("was killed by signal {sig}"),
+                    (Some(c), _) => format!("exited with status {c}"),
+                    _ => "ended".to_string(),
+                };
+                let log = tail(&run.scratch.join("worker.log"));
+                let log = log.trim();
+                if log.is_empty() {
+                    format!("the worker {how} before writing a result")
+                } else {
+                    format!("the worker {how} before writing a result: {log}")
+                }
+            }
+        };
+        remove_scratch(&run.scratch);
+        if run.attempt <= stage.retries {
+            self.progress.line(Verb::Retry, &stage.name, &failure);
+            self.slots[idx] = Slot::Ready {
+                key,
+                attempt: run.attempt + 1,
+            };
+            self.ready.push_back(idx);
+            return Ok(());
+        }
+        self.progress.line(Verb::Failed, &stage.name, &failure);
+        let shown = if stderr.trim().is_empty() {
+            &stdout
+        } else {
+            &stderr
+        };
+        for line in last_lines(shown, 10) {
+            self.progress.note(&format!("{:>12} {line}", "|"));
+        }
+        self.progress.advance(&self.running_names());
+        self.outcomes[idx] = StageOutcome::Failed {
+            message: failure,
+            attempts: run.attempt,
+            stdout,
+            stderr,
+        };
+        self.skip_downstream(idx);
+        if !self.opts.keep_going {
+            self.stopping = true;
+        }
+        Ok(())
+    }
+
+    /// Verifies and commits a successful attempt: object first, then the record.
+    fn commit(
+        &self,
+        idx: usize,
+        run: &Running,
+        key: &StageKey,
+        result: &ResultFile,
+        stdout: String,
+        stderr: String,
+    ) -> Result<StageRecord, Error> {
+        let stage = &self.exp.stages[idx];
+        let claimed = result
+            .object
+            .as_deref()
+            .ok_or_else(|| Error::Internal("the worker reported no object digest".into()))?;
+        let out_dir = run.scratch.join("out");
+        self.store.commit_object(&out_dir, claimed)?;
+        let outs = stage
+            .outs
+            .iter()
+            .map(|(name, rel)| {
+                let digest = result.outs.get(name).cloned().unwrap_or_default();
+                (
+                    name.clone(),
+                    OutRecord {
+                        path: rel.clone(),
+                        digest,
+                    },
+                )
+            })
+            .collect();
+        let record = StageRecord {
+            key: key.hash.clone(),
+            key_json: key.json.clone(),
+            experiment: self.exp.name.clone(),
+            stage: stage.name.clone(),
+            kind: stage.kind.name().to_string(),
+            object: claimed.to_string(),
+            outs,
+            started_at: run.started_at.clone(),
+            duration_ms: run.started.elapsed().as_millis() as u64,
+            attempts: run.attempt,
+            host: result.host.clone(),
+            threads: run.threads,
+            devices: run.devices.clone(),
+            command: run.command.clone(),
+            stdout,
+            stderr,
+            metrics: result.metrics.clone(),
+        };
+        self.store.index().put_record(&record)?;
+        Ok(record)
+    }
+
+    /// Computes the keys of stages whose upstream stages are now all committed; they are fresh
+    /// (an unchanged upstream output: early cut-off) or become ready.
+    fn release_downstream(&mut self, idx: usize) -> Result<(), Error> {
+        let mut queue = vec![idx];
+        while let Some(u) = queue.pop() {
+            for d in self.downstream[u].clone() {
+                if !matches!(self.slots[d], Slot::Waiting) {
+                    continue;
+                }
+                let Some(key) = plan::key_for(self.exp, d, &self.inputs, &self.committed) else {
+                    continue;
+                };
+                match plan::assess(self.exp, d, key, self.store, &self.opts.plan)? {
+                    StageState::Fresh { key, record } => {
+                        self.slots[d] = Slot::Finished;
+                        self.reasons[d].clear();
+                        self.mark_fresh(d, &key, *record)?;
+                        queue.push(d);
+                    }
+                    StageState::Stale { key, reasons } => {
+                        let key = key.expect("assess always returns the key it was given");
+                        // Keep the more telling reason: what changed upstream, not "will run".
+                        self.reasons[d] = reasons;
+                        self.slots[d] = Slot::Ready { key, attempt: 1 };
+                        self.ready.push_back(d);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn skip_downstream(&mut self, idx: usize) {
+        let failed = self.exp.stages[idx].name.clone();
+        let mut queue = self.downstream[idx].clone();
+        while let Some(d) = queue.pop() {
+            if matches!(self.slots[d], Slot::Waiting | Slot::Ready { .. }) {
+                self.slots[d] = Slot::Finished;
+                self.ready.retain(|&r| r != d);
+                self.progress.line(
+                    Verb::Skipped,
+                    &self.exp.stages[d].name,
+                    &format!("upstream `{failed}` failed"),
+                );
+                self.outcomes[d] = StageOutcome::Skipped {
+                    because: failed.clone(),
+                };
+                queue.extend(self.downstream[d].iter().copied());
+            }
+        }
+    }
+
+    /// Ctrl-C: terminate every running task's process group, then kill what is left.
+    fn interrupt(&mut self) {
+        if self.interrupted {
+            return;
+        }
+        self.interrupted = true;
+        let groups: Vec<i32> = self
+            .slots
+            .iter()
+            .filter_map(|s| match s {
+                Slot::Running(r, _) => Some(r.pgid),
+                _ => None,
+            })
+            .collect();
+        if !groups.is_empty() {
+            self.progress.note("interrupted: stopping running stages");
+        }
+        for &g in &groups {
+            kill_group(g, libc::SIGTERM);
+        }
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(2));
+            for g in groups {
+                kill_group(g, libc::SIGKILL);
+            }
+        });
+    }
+}
+
+fn kill_group(pgid: i32, signal: i32) {
+    // SAFETY: kill(2) with a negative pid signals a process group; no memory is involved.
+    unsafe {
+        libc::kill(-pgid, signal);
+    }
+}
+
+fn remove_scratch(p: &Path) {
+    let _ = fs::remove_dir_all(p);
+}
+
+/// The last 64 KiB of a log file.
+fn tail(p: &Path) -> String {
+    const MAX: u64 = 64 * 1024;
+    let Ok(mut f) = fs::File::open(p) else {
+        return String::new();
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    if len > MAX {
+        let _ = f.seek(SeekFrom::Start(len - MAX));
+    }
+    let mut buf = Vec::new();
+    let _ = f.read_to_end(&mut buf);
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+fn last_lines(s: &str, n: usize) -> Vec<&str> {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].to_vec()
+}

@@ -1,0 +1,271 @@
+//! Run records: `runs/<experiment>/<run-id>/manifest.json` (every stage's key, output digests,
+//! timings, provenance), `logs/<stage>.log` for the stages that ran or failed, and the
+//! `runs/<experiment>/latest` link to the newest run.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use crate::fingerprint::GitProvenance;
+
+use super::dispatcher::{RunOutcome, StageOutcome};
+use crate::dsl::Experiment;
+
+pub const MANIFEST_FORMAT: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunManifest {
+    pub format: u32,
+    pub experiment: String,
+    pub run_id: String,
+    /// The experiment file, relative to the workspace.
+    pub file: String,
+    /// `ok`, `failed` or `interrupted`.
+    pub status: String,
+    pub started_at: String,
+    pub finished_at: String,
+    pub duration_ms: u64,
+    pub provenance: Provenance,
+    pub stages: Vec<StageEntry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Provenance {
+    pub orchestrate_version: String,
+    /// Digest of the sources this binary was built from.
+    pub binary_identity: String,
+    pub git: Option<GitProvenance>,
+    pub host: String,
+    pub os: String,
+    pub arch: String,
+    pub cpus: usize,
+    pub argv: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StageEntry {
+    pub name: String,
+    pub base: String,
+    pub kind: String,
+    /// `fresh` (reused from the store), `ran`, `failed`, `skipped` or `not_run`.
+    pub status: String,
+    pub key: Option<String>,
+    pub object: Option<String>,
+    /// Output name → digest.
+    pub outs: BTreeMap<String, String>,
+    pub seed: u64,
+    pub coords: BTreeMap<String, serde_json::Value>,
+    pub duration_ms: Option<u64>,
+    pub attempts: Option<u32>,
+    /// Why the stage ran (empty when fresh).
+    pub reasons: Vec<String>,
+    pub error: Option<String>,
+}
+
+impl RunManifest {
+    pub fn counts(&self) -> BTreeMap<String, usize> {
+        let mut m = BTreeMap::new();
+        for s in &self.stages {
+            *m.entry(s.status.clone()).or_default() += 1;
+        }
+        m
+    }
+}
+
+/// A new run id: UTC time to the second and a short random suffix, sortable by time.
+pub fn new_run_id() -> String {
+    let t = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    let compact: String = t
+        .chars()
+        .filter(|c| c.is_ascii_digit() || *c == 'T')
+        .collect();
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{compact}Z-{:04x}", (nanos ^ std::process::id()) & 0xffff)
+}
+
+pub fn host_name() -> String {
+    fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".to_string())
+}
+
+pub fn provenance(git: Option<GitProvenance>) -> Provenance {
+    Provenance {
+        orchestrate_version: env!("CARGO_PKG_VERSION").to_string(),
+        binary_identity: crate::fingerprint::BINARY_IDENTITY.to_string(),
+        git,
+        host: host_name(),
+        os: std::env::consts::OS.to_string(),
+        arch: std::env::consts::ARCH.to_string(),
+        cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        argv: std::env::args().collect(),
+    }
+}
+
+/// Builds the manifest of a finished (or interrupted) run.
+pub fn build(
+    exp: &Experiment,
+    run_id: &str,
+    started: SystemTime,
+    outcome: &RunOutcome,
+    provenance: Provenance,
+) -> RunManifest {
+    let stages = exp
+        .stages
+        .iter()
+        .zip(&outcome.stages)
+        .zip(&outcome.reasons)
+        .map(|((s, o), reasons)| {
+            let (status, record, error, attempts) = match o {
+                StageOutcome::Fresh(r) => ("fresh", Some(r), None, None),
+                StageOutcome::Ran(r) => ("ran", Some(r), None, Some(r.attempts)),
+                StageOutcome::Failed {
+                    message, attempts, ..
+                } => ("failed", None, Some(message.clone()), Some(*attempts)),
+                StageOutcome::Skipped { because } => (
+                    "skipped",
+                    None,
+                    Some(format!("upstream `{because}` failed")),
+                    None,
+                ),
+                StageOutcome::NotRun => ("not_run", None, None, None),
+            };
+            StageEntry {
+                name: s.name.clone(),
+                base: s.base.clone(),
+                kind: s.kind.name().to_string(),
+                status: status.to_string(),
+                key: record.map(|r| r.key.clone()),
+                object: record.map(|r| r.object.clone()),
+                outs: record
+                    .map(|r| {
+                        r.outs
+                            .iter()
+                            .map(|(k, v)| (k.clone(), v.digest.clone()))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                seed: s.seed,
+                coords: s.coords.iter().cloned().collect(),
+                duration_ms: record.map(|r| r.duration_ms),
+                attempts,
+                reasons: if status == "fresh" {
+                    Vec::new()
+                } else {
+                    reasons.iter().map(ToString::to_string).collect()
+                },
+                error,
+            }
+        })
+        .collect::<Vec<_>>();
+    let status = if outcome.interrupted {
+        "interrupted"
+    } else if stages
+        .iter()
+        .any(|s| s.status == "failed" || s.status == "skipped")
+    {
+        "failed"
+    } else {
+        "ok"
+    };
+    let finished = SystemTime::now();
+    RunManifest {
+        format: MANIFEST_FORMAT,
+        experiment: exp.name.clone(),
+        run_id: run_id.to_string(),
+        file: exp.file.to_string_lossy().into_owned(),
+        status: status.to_string(),
+        started_at: humantime::format_rfc3339_seconds(started).to_string(),
+        finished_at: humantime::format_rfc3339_seconds(finished).to_string(),
+        duration_ms: finished
+            .duration_since(started)
+            .map_or(0, |d| d.as_millis() as u64),
+        provenance,
+        stages,
+    }
+}
+
+/// Writes the run folder: manifest, logs of stages that ran or failed, and the `latest` link.
+pub fn write(
+    runs_dir: &Path,
+    manifest: &RunManifest,
+    outcome: &RunOutcome,
+) -> std::io::Result<PathBuf> {
+    let exp_dir = runs_dir.join(&manifest.experiment);
+    let dir = exp_dir.join(&manifest.run_id);
+    fs::create_dir_all(&dir)?;
+    for (entry, o) in manifest.stages.iter().zip(&outcome.stages) {
+        let (stdout, stderr) = match o {
+            StageOutcome::Ran(r) => (&r.stdout, &r.stderr),
+            StageOutcome::Failed { stdout, stderr, .. } => (stdout, stderr),
+            _ => continue,
+        };
+        let logs = dir.join("logs");
+        fs::create_dir_all(&logs)?;
+        let file = logs.join(format!("{}.log", sanitize(&entry.name)));
+        fs::write(
+            file,
+            format!("--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}"),
+        )?;
+    }
+    super::task::write_json_atomic(&dir.join("manifest.json"), manifest)?;
+    // Replace the `latest` link atomically: a reader never finds it missing.
+    let tmp = exp_dir.join(format!(".latest-{}", manifest.run_id));
+    let _ = fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(&manifest.run_id, &tmp)?;
+    fs::rename(&tmp, exp_dir.join("latest"))?;
+    Ok(dir)
+}
+
+/// A stage name as a file name: brackets and commas are fine, slashes are not.
+pub fn sanitize(name: &str) -> String {
+    name.chars()
+        .map(|c| if c == '/' || c == '\0' { '_' } else { c })
+        .collect()
+}
+
+/// Every run manifest under `runs_dir`, oldest first per experiment.
+pub fn list_runs(runs_dir: &Path) -> Vec<RunManifest> {
+    let mut out = Vec::new();
+    let Ok(exps) = fs::read_dir(runs_dir) else {
+        return out;
+    };
+    let mut exps: Vec<PathBuf> = exps
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    exps.sort();
+    for exp in exps {
+        if exp
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        {
+            continue;
+        }
+        let Ok(runs) = fs::read_dir(&exp) else {
+            continue;
+        };
+        let mut runs: Vec<PathBuf> = runs
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| !p.is_symlink() && p.join("manifest.json").is_file())
+            .collect();
+        runs.sort();
+        for r in runs {
+            if let Some(m) = fs::read(r.join("manifest.json"))
+                .ok()
+                .and_then(|b| serde_json::from_slice::<RunManifest>(&b).ok())
+            {
+                out.push(m);
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,83 @@
+//! The two files that cross the dispatcher/worker boundary. A worker (a local process or a Slurm
+//! job on another node) reads a task file and writes a result file; it never opens the index.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::dsl::StageKind;
+
+pub const TASK_FORMAT: u32 = 1;
+
+/// Everything a worker needs to run one stage attempt, with every path absolute.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskFile {
+    pub format: u32,
+    pub stage: String,
+    pub kind: StageKind,
+    pub workspace: PathBuf,
+    /// The attempt's scratch folder inside the store; the result and logs go here.
+    pub scratch: PathBuf,
+    /// Where outputs are written (`scratch/out`); it becomes the stored object.
+    pub out_dir: PathBuf,
+    /// Output name → path relative to `out_dir`.
+    pub outs: BTreeMap<String, String>,
+    /// The rendered shell command (`command` stages).
+    pub command: Option<String>,
+    /// Built-in kinds' typed config.
+    pub config: Value,
+    /// Dependency name → resolved input paths (one, or several when gathered).
+    pub inputs: BTreeMap<String, Vec<PathBuf>>,
+    pub seed: u64,
+    pub threads: u32,
+    /// Devices to expose through `CUDA_VISIBLE_DEVICES`; empty hides every GPU.
+    pub devices: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskStatus {
+    Ok,
+    Failed,
+}
+
+/// What a worker reports. The dispatcher re-verifies the digests before committing.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ResultFile {
+    pub status: TaskStatus,
+    /// Why the attempt failed, in one line.
+    pub message: Option<String>,
+    pub exit_code: Option<i32>,
+    /// Merkle digest of `out_dir`.
+    pub object: Option<String>,
+    /// Output name → digest.
+    pub outs: BTreeMap<String, String>,
+    pub duration_ms: u64,
+    pub host: String,
+    #[serde(default)]
+    pub metrics: Value,
+}
+
+impl TaskFile {
+    pub fn result_path(&self) -> PathBuf {
+        self.scratch.join("result.json")
+    }
+}
+
+pub fn stdout_path(scratch: &Path) -> PathBuf {
+    scratch.join("stdout.log")
+}
+
+pub fn stderr_path(scratch: &Path) -> PathBuf {
+    scratch.join("stderr.log")
+}
+
+/// Writes JSON through a temporary file and a rename, so a reader never sees half a file.
+pub fn write_json_atomic(path: &Path, value: &impl Serialize) -> std::io::Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    let bytes = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}

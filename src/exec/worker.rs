@@ -1,0 +1,129 @@
+//! The worker side: run one task file, write its result file. This is what
+//! `orchestrate worker --task FILE` does, locally or inside a Slurm job.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::path::Path;
+use std::time::Instant;
+
+use crate::dsl::StageKind;
+use crate::fingerprint::{self, NoCache};
+
+use super::task::{ResultFile, TaskFile, TaskStatus, stderr_path, stdout_path, write_json_atomic};
+
+/// Runs the task at `task_path`; returns the process exit code (0 ok, 3 the stage failed,
+/// 1 the task file itself could not be read or the result not written).
+pub fn run(task_path: &Path) -> i32 {
+    let task: TaskFile = match fs::read(task_path)
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+    {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!(
+                "error: cannot read task file `{}`: {e}",
+                task_path.display()
+            );
+            return crate::error::exit::INTERNAL;
+        }
+    };
+    let result = execute(&task);
+    if let Err(e) = write_json_atomic(&task.result_path(), &result) {
+        eprintln!(
+            "error: cannot write `{}`: {e}",
+            task.result_path().display()
+        );
+        return crate::error::exit::INTERNAL;
+    }
+    match result.status {
+        TaskStatus::Ok => crate::error::exit::OK,
+        TaskStatus::Failed => crate::error::exit::STAGE_FAILED,
+    }
+}
+
+fn host() -> String {
+    fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".to_string())
+}
+
+fn execute(task: &TaskFile) -> ResultFile {
+    let start = Instant::now();
+    let mut result = ResultFile {
+        status: TaskStatus::Failed,
+        message: None,
+        exit_code: None,
+        object: None,
+        outs: BTreeMap::new(),
+        duration_ms: 0,
+        host: host(),
+        metrics: serde_json::Value::Null,
+    };
+    let fail = |mut r: ResultFile, msg: String| {
+        r.message = Some(msg);
+        r.duration_ms = start.elapsed().as_millis() as u64;
+        r
+    };
+    if let Err(e) = prepare_out_dir(task) {
+        return fail(result, format!("cannot create the output folder: {e}"));
+    }
+    let logs = File::create(stdout_path(&task.scratch))
+        .and_then(|o| File::create(stderr_path(&task.scratch)).map(|e| (o, e)));
+    let (stdout, stderr) = match logs {
+        Ok(l) => l,
+        Err(e) => return fail(result, format!("cannot create the log files: {e}")),
+    };
+    match task.kind {
+        StageKind::Command => match crate::stages::command::execute(task, stdout, stderr) {
+            Ok(status) => {
+                result.exit_code = status.code();
+                if !status.success() {
+                    use std::os::unix::process::ExitStatusExt;
+                    let why = match (status.code(), status.signal()) {
+                        (Some(c), _) => format!("the command exited with status {c}"),
+                        (None, Some(s)) => format!("the command was killed by signal {s}"),
+                        _ => "the command failed".to_string(),
+                    };
+                    return fail(result, why);
+                }
+            }
+            Err(e) => return fail(result, format!("cannot start `sh`: {e}")),
+        },
+    }
+    // Every declared output must exist; the whole output folder becomes the object.
+    for (name, rel) in &task.outs {
+        let p = task.out_dir.join(rel);
+        match fingerprint::hash_path(&p, &NoCache) {
+            Ok(d) => {
+                result.outs.insert(name.clone(), d);
+            }
+            Err(fingerprint::FingerprintError::Missing { .. }) => {
+                return fail(
+                    result,
+                    format!(
+                        "the stage exited successfully but did not create its declared output `{name}` (`{rel}`)"
+                    ),
+                );
+            }
+            Err(e) => return fail(result, format!("output `{name}`: {e}")),
+        }
+    }
+    match fingerprint::hash_path(&task.out_dir, &NoCache) {
+        Ok(d) => result.object = Some(d),
+        Err(e) => return fail(result, format!("cannot hash the output folder: {e}")),
+    }
+    result.status = TaskStatus::Ok;
+    result.duration_ms = start.elapsed().as_millis() as u64;
+    result
+}
+
+/// Creates `out_dir` and the parent folders of every declared output.
+fn prepare_out_dir(task: &TaskFile) -> std::io::Result<()> {
+    fs::create_dir_all(&task.out_dir)?;
+    for rel in task.outs.values() {
+        if let Some(parent) = task.out_dir.join(rel).parent() {
+            fs::create_dir_all(parent)?;
+        }
+    }
+    Ok(())
+}

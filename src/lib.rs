@@ -1,0 +1,17 @@
+//! orchestrate: reproducible machine-learning studies in medical imaging.
+//!
+//! A YAML experiment ([`dsl`]) becomes a DAG of stages with content-addressed keys ([`plan`],
+//! [`fingerprint`]); the dispatcher ([`exec`]) runs what is stale as worker processes and commits
+//! outputs atomically into the store ([`store`]); stage kinds live in [`stages`]. The binary is a
+//! thin shell around [`cli::main`].
+
+pub mod cli;
+pub mod dsl;
+pub mod error;
+pub mod exec;
+pub mod fingerprint;
+pub mod plan;
+pub mod stages;
+pub mod store;
+
+pub use error::{Error, Result};

@@ -1,0 +1,1 @@
+//! Integration tests: each drives the real `orchestrate` binary in a temporary workspace.
