@@ -1,1 +1,3 @@
 //! Integration tests: each drives the real `orchestrate` binary in a temporary workspace.
+
+mod common;

@@ -1,0 +1,80 @@
+//! A temporary workspace with helpers to write files and run the real binary in it.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use assert_cmd::Command;
+
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    pub fn new() -> Workspace {
+        Workspace {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn join(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// Writes a file (creating parent folders).
+    pub fn write(&self, rel: &str, content: &str) -> &Self {
+        let p = self.join(rel);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, content).expect("write");
+        self
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.join(rel)).unwrap_or_else(|e| panic!("read {rel}: {e}"))
+    }
+
+    /// `orchestrate ARGS…` in the workspace, with color and the user's store variable off.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::cargo_bin("orchestrate").expect("binary");
+        c.current_dir(self.path())
+            .args(args)
+            .env("NO_COLOR", "1")
+            .env_remove("ORCHESTRATE_STORE")
+            .env_remove("CUDA_VISIBLE_DEVICES");
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().expect("spawn orchestrate")
+    }
+
+    /// Runs the experiment and returns the parsed manifest; panics unless it exits 0.
+    pub fn run_ok(&self, experiment: &str) -> serde_json::Value {
+        let out = self.run(&["run", experiment, "--json"]);
+        assert!(
+            out.status.success(),
+            "run failed ({:?}):\n{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("manifest JSON on stdout")
+    }
+}
+
+/// Names of the stages with the given status in a run manifest.
+pub fn stages_with(manifest: &serde_json::Value, status: &str) -> Vec<String> {
+    manifest["stages"]
+        .as_array()
+        .expect("stages")
+        .iter()
+        .filter(|s| s["status"] == status)
+        .map(|s| s["name"].as_str().expect("name").to_string())
+        .collect()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
