@@ -1,0 +1,2 @@
+# Code file referenced by the malformed corpus; never run.
+print("prep")

@@ -1,0 +1,350 @@
+//! Faults: killed workers, corrupt objects, concurrent runs, Ctrl-C, failures and retries.
+
+use std::process::{Command as StdCommand, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::{Workspace, stages_with, stderr};
+
+fn wait_for(path: &std::path::Path, what: &str) {
+    let start = Instant::now();
+    while !path.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The file exists; give the writer a moment to finish the line.
+    std::thread::sleep(Duration::from_millis(50));
+}
+
+fn records(ws: &Workspace) -> u64 {
+    let out = ws.run(&["status", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status JSON");
+    v["figures"]["records"].as_u64().expect("records")
+}
+
+fn pid_alive(pid: i32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|s| s.split_whitespace().nth(2) == Some("Z"))
+}
+
+const SLOW: &str = r#"
+experiment: faults
+stages:
+  prep:
+    kind: command
+    cmd: "cp {deps.raw} {outs.table}"
+    deps: {raw: data/raw.csv}
+    outs: {table: table.csv}
+  slow:
+    kind: command
+    # The first attempt records its worker's pid and its own, then hangs; later attempts finish.
+    cmd: >-
+      if [ ! -f {workspace}/first-attempt ]; then
+        touch {workspace}/first-attempt; echo "$PPID $$" > {workspace}/pids.tmp;
+        mv {workspace}/pids.tmp {workspace}/pids; sleep 30;
+      fi; sort {deps.table} > {outs.sorted}
+    deps: {table: "stage:prep/table"}
+    outs: {sorted: sorted.csv}
+"#;
+
+/// Starts `orchestrate ARGS…` in the background with stdout and stderr captured.
+fn spawn(ws: &Workspace, args: &[&str]) -> std::process::Child {
+    StdCommand::new(assert_cmd::cargo::cargo_bin!("orchestrate"))
+        .current_dir(ws.path())
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env_remove("ORCHESTRATE_STORE")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn orchestrate")
+}
+
+fn slow_workspace() -> Workspace {
+    let ws = Workspace::new();
+    ws.write("experiments/faults.yaml", SLOW)
+        .write("data/raw.csv", "b\na\nc\n");
+    ws
+}
+
+fn pids(ws: &Workspace) -> (i32, i32) {
+    let text = ws.read("pids");
+    let mut it = text.split_whitespace().map(|p| p.parse::<i32>().unwrap());
+    (it.next().unwrap(), it.next().unwrap())
+}
+
+#[test]
+fn killed_worker_fails_the_stage_and_the_next_run_completes() {
+    let ws = slow_workspace();
+    let running = spawn(&ws, &["run", "experiments/faults.yaml"]);
+    wait_for(&ws.join("pids"), "the stage to start");
+    let (worker, _) = pids(&ws);
+    unsafe { libc::kill(worker, libc::SIGKILL) };
+    let out = running.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("killed by signal 9"),
+        "{}",
+        stderr(&out)
+    );
+    // prep committed, slow did not: exactly one record.
+    assert_eq!(records(&ws), 1);
+    let m = ws.run_ok("experiments/faults.yaml");
+    assert_eq!(stages_with(&m, "fresh"), ["prep"]);
+    assert_eq!(stages_with(&m, "ran"), ["slow"]);
+    let obj = m["stages"][1]["object"].as_str().unwrap();
+    let sorted = ws.read(&format!(
+        "runs/.store/objects/{}/{obj}/sorted.csv",
+        &obj[..2]
+    ));
+    assert_eq!(sorted, "a\nb\nc\n");
+    assert_eq!(records(&ws), 2);
+    // No scratch folder is left behind.
+    assert_eq!(
+        std::fs::read_dir(ws.join("runs/.store/scratch"))
+            .unwrap()
+            .count(),
+        0
+    );
+}
+
+#[test]
+fn interrupt_kills_running_stages_and_commits_nothing_partial() {
+    let ws = slow_workspace();
+    let running = spawn(&ws, &["run", "experiments/faults.yaml"]);
+    let dispatcher = running.id() as i32;
+    wait_for(&ws.join("pids"), "the stage to start");
+    let (worker, command) = pids(&ws);
+    let started = Instant::now();
+    unsafe { libc::kill(dispatcher, libc::SIGINT) };
+    let out = running.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the interrupt took too long"
+    );
+    assert!(stderr(&out).contains("Interrupted"), "{}", stderr(&out));
+    // The worker and the command it started are gone.
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!pid_alive(worker), "worker {worker} survived");
+    assert!(!pid_alive(command), "command {command} survived");
+    assert_eq!(records(&ws), 1, "only the finished stage is committed");
+    let m: serde_json::Value =
+        serde_json::from_str(&ws.read("runs/faults/latest/manifest.json")).unwrap();
+    assert_eq!(m["status"], "interrupted");
+    assert_eq!(stages_with(&m, "not_run"), ["slow"]);
+}
+
+#[test]
+fn flipped_byte_in_a_stored_object_is_detected_and_recomputed() {
+    let ws = Workspace::new();
+    ws.write("data/raw.csv", "b\na\nc\n").write(
+        "experiments/x.yaml",
+        r#"
+experiment: x
+stages:
+  sort:
+    kind: command
+    cmd: "sort {deps.raw} > {outs.sorted}"
+    deps: {raw: data/raw.csv}
+    outs: {sorted: sorted.csv}
+  count:
+    kind: command
+    cmd: "wc -l < {deps.sorted} > {outs.n}"
+    deps: {sorted: "stage:sort/sorted"}
+    outs: {n: n.txt}
+"#,
+    );
+    let m = ws.run_ok("experiments/x.yaml");
+    let obj = m["stages"][0]["object"].as_str().unwrap().to_string();
+    let file = ws.join(&format!(
+        "runs/.store/objects/{}/{obj}/sorted.csv",
+        &obj[..2]
+    ));
+    // Flip one byte in place and put the modification time back: only the content differs.
+    let meta = std::fs::metadata(&file).unwrap();
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes[0] ^= 0x01;
+    let mut perms = meta.permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perms.set_readonly(false);
+    std::fs::set_permissions(&file, perms).unwrap();
+    std::fs::write(&file, &bytes).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_modified(meta.modified().unwrap())
+        .unwrap();
+
+    let out = ws.run(&["plan", "--explain", "experiments/x.yaml"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        text.contains("Run sort: stored output is corrupt"),
+        "{text}"
+    );
+    let m = ws.run_ok("experiments/x.yaml");
+    assert_eq!(stages_with(&m, "ran"), ["sort"]);
+    // The recomputed output is identical to the original, so `count` is reused.
+    assert_eq!(stages_with(&m, "fresh"), ["count"]);
+    assert_eq!(m["stages"][0]["object"], obj.as_str());
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "a\nb\nc\n");
+}
+
+#[test]
+fn two_runs_at_once_both_succeed_without_duplicated_work() {
+    let ws = Workspace::new();
+    let mut yaml = String::from("experiment: twice\nstages:\n");
+    for i in 0..4 {
+        yaml.push_str(&format!(
+            "  s{i}:\n    kind: command\n    cmd: \"echo {i} >> {{workspace}}/executions.log; sleep 0.3; echo {i} > {{outs.o}}\"\n    outs: {{o: o.txt}}\n"
+        ));
+    }
+    ws.write("experiments/twice.yaml", &yaml);
+    let a = spawn(&ws, &["run", "experiments/twice.yaml", "--json"]);
+    let b = spawn(&ws, &["run", "experiments/twice.yaml", "--json"]);
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert!(a.status.success(), "{}", stderr(&a));
+    assert!(b.status.success(), "{}", stderr(&b));
+    let ma: serde_json::Value = serde_json::from_slice(&a.stdout).unwrap();
+    let mb: serde_json::Value = serde_json::from_slice(&b.stdout).unwrap();
+    let ran = stages_with(&ma, "ran").len() + stages_with(&mb, "ran").len();
+    assert_eq!(ran, 4, "each stage runs exactly once across both runs");
+    assert_eq!(ws.read("executions.log").lines().count(), 4);
+    let waited = format!("{}{}", stderr(&a), stderr(&b));
+    assert!(
+        waited.contains("Waiting"),
+        "the second run says it waits: {waited}"
+    );
+    assert_eq!(records(&ws), 4);
+}
+
+#[test]
+fn busy_store_with_no_wait_exits_4() {
+    let ws = slow_workspace();
+    let mut running = spawn(&ws, &["run", "experiments/faults.yaml"]);
+    wait_for(&ws.join("pids"), "the stage to start");
+    let out = ws.run(&["run", "experiments/faults.yaml", "--no-wait"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is busy: held by pid"),
+        "{}",
+        stderr(&out)
+    );
+    unsafe { libc::kill(running.id() as i32, libc::SIGINT) };
+    running.wait().unwrap();
+}
+
+#[test]
+fn missing_declared_output_fails_with_a_clear_message() {
+    let ws = Workspace::new();
+    ws.write(
+        "experiments/x.yaml",
+        "experiment: x\nstages:\n  a:\n    kind: command\n    cmd: \"echo hi\"\n    outs: {table: table.csv}\n",
+    );
+    let out = ws.run(&["run", "experiments/x.yaml"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        stderr(&out).contains("did not create its declared output `table` (`table.csv`)"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(records(&ws), 0);
+}
+
+#[test]
+fn failing_stage_shows_its_log_and_skips_downstream() {
+    let ws = Workspace::new();
+    ws.write(
+        "experiments/x.yaml",
+        r#"
+experiment: x
+stages:
+  bad:
+    kind: command
+    cmd: "echo 'something broke' >&2; exit 7"
+    outs: {o: o.txt}
+  after:
+    kind: command
+    cmd: "cp {deps.o} {outs.o}"
+    deps: {o: "stage:bad/o"}
+    outs: {o: o.txt}
+"#,
+    );
+    let out = ws.run(&["run", "experiments/x.yaml"]);
+    assert_eq!(out.status.code(), Some(3));
+    let err = stderr(&out);
+    assert!(
+        err.contains("Failed bad (the command exited with status 7)"),
+        "{err}"
+    );
+    assert!(err.contains("| something broke"), "{err}");
+    assert!(
+        err.contains("Skipped after (upstream `bad` failed)"),
+        "{err}"
+    );
+    let log = std::fs::read_dir(ws.join("runs/x/latest/logs"))
+        .unwrap()
+        .count();
+    assert_eq!(log, 1);
+    assert!(
+        ws.read("runs/x/latest/logs/bad.log")
+            .contains("something broke")
+    );
+}
+
+#[test]
+fn retries_rerun_a_failed_attempt() {
+    let ws = Workspace::new();
+    ws.write(
+        "experiments/x.yaml",
+        r#"
+experiment: x
+stages:
+  flaky:
+    kind: command
+    retries: 2
+    cmd: "if [ ! -f {workspace}/tried ]; then touch {workspace}/tried; exit 1; fi; echo ok > {outs.o}"
+    outs: {o: o.txt}
+"#,
+    );
+    let m = ws.run_ok("experiments/x.yaml");
+    assert_eq!(m["stages"][0]["attempts"], 2);
+}
+
+#[test]
+fn keep_going_runs_independent_stages_after_a_failure() {
+    let ws = Workspace::new();
+    let yaml = r#"
+experiment: x
+stages:
+  bad:
+    kind: command
+    cmd: "exit 1"
+    outs: {o: o.txt}
+  good:
+    kind: command
+    cmd: "echo fine > {outs.o}"
+    outs: {o: o.txt}
+"#;
+    ws.write("experiments/x.yaml", yaml);
+    let out = ws.run(&["run", "experiments/x.yaml", "-j", "1", "--json"]);
+    assert_eq!(out.status.code(), Some(3));
+    let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(stages_with(&m, "not_run"), ["good"]);
+    let out = ws.run(&[
+        "run",
+        "experiments/x.yaml",
+        "-j",
+        "1",
+        "--keep-going",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(stages_with(&m, "ran"), ["good"]);
+    assert_eq!(stages_with(&m, "failed"), ["bad"]);
+}
