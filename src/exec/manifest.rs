@@ -75,18 +75,17 @@ impl RunManifest {
     }
 }
 
-/// A new run id: UTC time to the second and a short random suffix, sortable by time.
+/// A new run id: UTC time to the millisecond and a short random suffix, so ids sort by time.
 pub fn new_run_id() -> String {
-    let t = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
-    let compact: String = t
-        .chars()
-        .filter(|c| c.is_ascii_digit() || *c == 'T')
-        .collect();
-    let nanos = SystemTime::now()
+    let now = SystemTime::now();
+    let t = humantime::format_rfc3339_millis(now).to_string();
+    // 2026-11-28T12:06:27.123Z → 20261128T120627.123Z
+    let compact: String = t.chars().filter(|c| !matches!(c, '-' | ':')).collect();
+    let nanos = now
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
-    format!("{compact}Z-{:04x}", (nanos ^ std::process::id()) & 0xffff)
+    format!("{compact}-{:04x}", (nanos ^ std::process::id()) & 0xffff)
 }
 
 pub fn host_name() -> String {
