@@ -1,6 +1,6 @@
 //! `orchestrate run` and `orchestrate plan`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use clap::Args;
@@ -78,7 +78,7 @@ pub struct PlanArgs {
     pub json: bool,
 }
 
-fn load(ctx: &Context, file: &PathBuf) -> Result<Experiment, Error> {
+fn load(ctx: &Context, file: &Path) -> Result<Experiment, Error> {
     Ok(dsl::load(&ctx.experiment_path(file), &ctx.workspace)?)
 }
 

@@ -15,7 +15,11 @@ use super::span::Pos;
 ///   |     ^^^^
 /// ```
 #[derive(Debug, Clone)]
-pub struct DslError {
+pub struct DslError(Box<DslErrorDetails>);
+
+/// The parts of a [`DslError`] (boxed: errors travel through many `Result`s).
+#[derive(Debug, Clone)]
+pub struct DslErrorDetails {
     pub file: PathBuf,
     pub pos: Option<Pos>,
     /// Dotted path of the offending key (`stages.prep.deps.raw`), when known.
@@ -28,14 +32,14 @@ pub struct DslError {
 
 impl DslError {
     pub fn new(file: impl Into<PathBuf>, message: impl Into<String>) -> Self {
-        DslError {
+        DslError(Box::new(DslErrorDetails {
             file: file.into(),
             pos: None,
             key_path: None,
             message: message.into(),
             snippet: None,
             help: None,
-        }
+        }))
     }
 
     pub fn at(mut self, pos: Option<Pos>, text: &str) -> Self {
@@ -59,6 +63,19 @@ impl DslError {
     pub fn help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());
         self
+    }
+}
+
+impl std::ops::Deref for DslError {
+    type Target = DslErrorDetails;
+    fn deref(&self) -> &DslErrorDetails {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for DslError {
+    fn deref_mut(&mut self) -> &mut DslErrorDetails {
+        &mut self.0
     }
 }
 

@@ -69,7 +69,7 @@ impl Budget {
         self.cpus_free += self.clamp_cpus(cpus);
         self.gpus_free.extend(devices);
         // Keep devices in a stable order so assignment is predictable.
-        self.gpus_free.sort_by(|a, b| natural(a).cmp(&natural(b)));
+        self.gpus_free.sort_by_key(|d| natural(d));
     }
 
     pub fn idle(&self) -> bool {

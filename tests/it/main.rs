@@ -4,3 +4,4 @@ mod cache_rules;
 mod cli;
 mod common;
 mod faults;
+mod malformed;
