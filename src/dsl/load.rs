@@ -13,7 +13,7 @@ use super::error::DslError;
 use super::expand::{self, Axis, BaseStage, DepRef};
 use super::experiment::{Experiment, Resources, StageKind};
 use super::schema::{ExperimentFile, ResourcesSpec, StageSpec};
-use super::span::SpanIndex;
+use super::span::{Pos, SpanIndex, join_path};
 use super::template;
 
 /// Loads `file` (as named by the user) against the workspace root `workspace`.
@@ -60,7 +60,7 @@ pub fn parse(file: &Path, text: &str, workspace: &Path) -> Result<Experiment, Ds
             Some(i) => msg[..i].to_string(),
             None => msg,
         };
-        DslError::new(file, msg).at(pos, text)
+        DslError::new(file, plain_words(&msg)).at(pos, text)
     })?;
     let ctx = Ctx {
         file,
@@ -88,7 +88,7 @@ impl Ctx<'_> {
         let segs = segs(path);
         DslError::new(self.file, msg)
             .at(self.spans.key_pos(&segs), self.text)
-            .key(path.join("."))
+            .key(join_path(path))
     }
 
     /// An error at the value of `path`.
@@ -96,7 +96,7 @@ impl Ctx<'_> {
         let segs = segs(path);
         DslError::new(self.file, msg)
             .at(self.spans.value_pos(&segs), self.text)
-            .key(path.join("."))
+            .key(join_path(path))
     }
 
     fn experiment(&self, raw: ExperimentFile) -> Result<Experiment, DslError> {
@@ -128,6 +128,14 @@ impl Ctx<'_> {
         }
         if raw.stages.is_empty() {
             return Err(self.err(&["stages"], "the experiment declares no stages"));
+        }
+        if raw.seeds.is_none()
+            && let Some((name, _)) = raw.stages.iter().find(|(_, s)| s.replicate)
+        {
+            return Err(self.err_value(
+                &["stages", name, "replicate"],
+                format!("stage `{name}` has `replicate: true` but the experiment declares no `seeds:` to replicate over"),
+            ));
         }
         let defaults = raw.defaults.clone().unwrap_or_default();
         let mut bases = Vec::with_capacity(raw.stages.len());
@@ -182,8 +190,15 @@ impl Ctx<'_> {
         })?;
         match kind {
             StageKind::Command => {
-                if spec.cmd.as_deref().is_none_or(|c| c.trim().is_empty()) {
-                    return Err(self.err(&at(""), "a `command` stage needs a non-empty `cmd`"));
+                match spec.cmd.as_deref() {
+                    None => return Err(self.err(&at(""), "a `command` stage needs a `cmd`")),
+                    Some(c) if c.trim().is_empty() => {
+                        return Err(self.err_value(
+                            &at("cmd"),
+                            "`cmd` is empty: write the shell command to run",
+                        ));
+                    }
+                    Some(_) => {}
                 }
                 if spec.config.is_some() {
                     return Err(self.err(
@@ -233,6 +248,17 @@ impl Ctx<'_> {
                     format!("output path `{rel}` is also declared by output `{other}`"),
                 ));
             }
+            let inside =
+                |a: &str, b: &str| b.strip_prefix(a).is_some_and(|r: &str| r.starts_with('/'));
+            let overlap = outs
+                .iter()
+                .find(|(_, p): &(&String, &String)| inside(p, &norm) || inside(&norm, p));
+            if let Some((other, p)) = overlap {
+                return Err(self.err_value(
+                    &path,
+                    format!("output path `{rel}` and output `{other}` (`{p}`) overlap: one is inside the other"),
+                ));
+            }
             outs.insert(out.clone(), norm);
         }
         let mut params = BTreeMap::new();
@@ -258,7 +284,17 @@ impl Ctx<'_> {
                 outs: outs.keys().cloned().collect(),
                 params: params.keys().cloned().collect(),
             };
-            template::check(cmd, &names).map_err(|e| self.err_value(&at("cmd"), e))?;
+            template::check(cmd, &names).map_err(|(placeholder, msg)| {
+                let segs = segs(&["stages", name, "cmd"]);
+                let pos = self
+                    .spans
+                    .value_pos(&segs)
+                    .and_then(|p| find_after(self.text, p, &placeholder))
+                    .or_else(|| self.spans.value_pos(&segs));
+                DslError::new(self.file, msg)
+                    .at(pos, self.text)
+                    .key(join_path(&segs))
+            })?;
         }
         Ok(BaseStage {
             name: name.to_string(),
@@ -292,6 +328,12 @@ impl Ctx<'_> {
             return Err(self.err_value(
                 &["stages", stage, "resources", "cpus"],
                 "`cpus` must be at least 1",
+            ));
+        }
+        if r.mem_mb == Some(0) {
+            return Err(self.err_value(
+                &["stages", stage, "resources", "mem_mb"],
+                "`mem_mb` must be at least 1 (leave it out for no limit)",
             ));
         }
         Ok(r)
@@ -352,6 +394,12 @@ impl Ctx<'_> {
     fn workspace_path(&self, path: &[&str], rel: &str, what: &str) -> Result<String, DslError> {
         let norm = normalize_relative(rel)
             .map_err(|why| self.err_value(path, format!("{what} `{rel}` {why}")))?;
+        if norm == "." {
+            return Err(self.err_value(
+                path,
+                format!("{what} `{rel}` is the whole workspace (runs and store included): name the files or folders the stage reads"),
+            ));
+        }
         let abs = self.workspace.join(&norm);
         match abs.canonicalize() {
             Ok(real) if real.starts_with(self.workspace) => Ok(norm),
@@ -548,7 +596,9 @@ impl Ctx<'_> {
             for (i, v) in values.iter().enumerate() {
                 let p = vec!["sweep".to_string(), key.clone(), format!("[{i}]")];
                 let j = self.json(&p, v)?;
-                if vals.contains(&j) {
+                let same =
+                    |a: &Json, b: &Json| a == b || (a.is_number() && a.as_f64() == b.as_f64());
+                if vals.iter().any(|v| same(v, &j)) {
                     let idx = format!("[{i}]");
                     return Err(self.err_value(
                         &["sweep", key, &idx],
@@ -568,6 +618,51 @@ impl Ctx<'_> {
         }
         Ok(axes)
     }
+}
+
+/// serde's messages name Rust types; say what the user has to write instead.
+fn plain_words(msg: &str) -> String {
+    const WORDS: &[(&str, &str)] = &[
+        (
+            "struct ExperimentFile",
+            "a map with `experiment:` and `stages:`",
+        ),
+        (
+            "struct StageSpec",
+            "a map describing a stage (`kind:`, `cmd:`, …)",
+        ),
+        ("struct ResourcesSpec", "a map such as `{cpus: 1, gpus: 0}`"),
+        (
+            "struct Defaults",
+            "a map such as `{resources: {cpus: 1}, retries: 0}`",
+        ),
+        ("expected u64", "expected a whole number ≥ 0"),
+        ("expected u32", "expected a whole number ≥ 0"),
+        (
+            "expected any YAML value",
+            "expected a number that fits in 64 bits",
+        ),
+        ("invalid type: integer `-", "invalid value: integer `-"),
+    ];
+    let mut out = msg.to_string();
+    for (from, to) in WORDS {
+        out = out.replace(from, to);
+    }
+    out
+}
+
+/// The position of `needle` at or after `from` in `text` (to point at a token inside a value).
+fn find_after(text: &str, from: Pos, needle: &str) -> Option<Pos> {
+    let start: usize = text
+        .split_inclusive('\n')
+        .take(from.line.saturating_sub(1))
+        .map(str::len)
+        .sum::<usize>()
+        + from.col.saturating_sub(1);
+    let at = start + text.get(start..)?.find(needle)?;
+    let line = text[..at].matches('\n').count() + 1;
+    let col = at - text[..at].rfind('\n').map_or(0, |i| i + 1) + 1;
+    Some(Pos { line, col })
 }
 
 fn yaml_text(v: &Yaml) -> String {

@@ -50,7 +50,7 @@ impl SpanIndex {
     pub fn build(text: &str) -> Result<SpanIndex, SpanError> {
         let mut recv = Receiver::default();
         let mut parser = Parser::new_from_str(text);
-        parser.load(&mut recv, false).map_err(|e| SpanError {
+        parser.load(&mut recv, true).map_err(|e| SpanError {
             pos: Pos::from(*e.marker()),
             message: e.info().to_string(),
             key_path: None,
@@ -108,6 +108,7 @@ struct Receiver {
     values: HashMap<Vec<String>, Pos>,
     /// For each open container: whether it is a value (so closing it pops a path segment).
     container_is_value: Vec<bool>,
+    documents: usize,
     error: Option<SpanError>,
     saw_node: bool,
 }
@@ -137,7 +138,7 @@ impl Receiver {
                             }
                             None => format!("duplicate key `{name}`"),
                         },
-                        key_path: Some(at.join(".")),
+                        key_path: Some(join_path(&at)),
                     });
                 }
                 first_pos.entry(name.clone()).or_insert(mark.into());
@@ -193,11 +194,61 @@ impl Receiver {
     }
 }
 
+impl Receiver {
+    fn fail(&mut self, mark: Marker, message: String) {
+        if self.error.is_none() {
+            self.error = Some(SpanError {
+                pos: mark.into(),
+                message,
+                key_path: (!self.path.is_empty()).then(|| join_path(&self.path)),
+            });
+        }
+    }
+
+    /// Explicit tags (`!!binary`, `!env`) would be silently dropped by the loader: refuse them.
+    fn refuse_tag(&mut self, tag: &Option<yaml_rust2::parser::Tag>, mark: Marker) {
+        if let Some(t) = tag {
+            let shown = match t.handle.as_str() {
+                "tag:yaml.org,2002:" => format!("!!{}", t.suffix),
+                h => format!("{h}{}", t.suffix),
+            };
+            self.fail(
+                mark,
+                format!("YAML tags such as `{shown}` are not supported: write the plain value"),
+            );
+        }
+    }
+}
+
+/// Dotted key path, with sequence indices attached: `sweep.lr[2]`, `stages.prep.code[0]`.
+pub fn join_path<S: AsRef<str>>(segs: &[S]) -> String {
+    let mut out = String::new();
+    for s in segs {
+        let s = s.as_ref();
+        if !out.is_empty() && !s.starts_with('[') {
+            out.push('.');
+        }
+        out.push_str(s);
+    }
+    out
+}
+
 impl MarkedEventReceiver for Receiver {
     fn on_event(&mut self, ev: Event, mark: Marker) {
+        if ev == Event::DocumentStart {
+            self.documents += 1;
+            if self.documents > 1 {
+                self.fail(
+                    mark,
+                    "a second YAML document starts here: an experiment file holds one document"
+                        .to_string(),
+                );
+            }
+        }
         match ev {
-            Event::Scalar(text, ..) => {
+            Event::Scalar(text, _, _, tag) => {
                 let v = self.begin_node(Some(&text), mark);
+                self.refuse_tag(&tag, mark);
                 self.end_node(v);
             }
             Event::Alias(_) => {
@@ -212,6 +263,9 @@ impl MarkedEventReceiver for Receiver {
                     return;
                 }
                 let was_value = self.begin_node(None, mark);
+                if let Event::MappingStart(_, tag) | Event::SequenceStart(_, tag) = &ev {
+                    self.refuse_tag(tag, mark);
+                }
                 self.container_is_value.push(was_value);
                 self.stack.push(if is_map {
                     Frame::Map {

@@ -62,8 +62,9 @@ fn tokens(cmd: &str) -> Vec<Token<'_>> {
     out
 }
 
-/// Checks that every placeholder of `cmd` is known.
-pub fn check(cmd: &str, names: &Names) -> Result<(), String> {
+/// Checks that every placeholder of `cmd` is known; on error returns the offending placeholder
+/// as written (`{deps.rwa}`) and the message.
+pub fn check(cmd: &str, names: &Names) -> Result<(), (String, String)> {
     for t in tokens(cmd) {
         let Token::Placeholder(p) = t else { continue };
         let ok = match p.split_once('.') {
@@ -79,9 +80,12 @@ pub fn check(cmd: &str, names: &Names) -> Result<(), String> {
             known.extend(names.outs.iter().map(|n| format!("{{outs.{n}}}")));
             known.extend(names.params.iter().map(|n| format!("{{params.{n}}}")));
             known.extend(["{seed}", "{threads}", "{workspace}"].map(String::from));
-            return Err(format!(
-                "unknown placeholder `{{{p}}}` in `cmd` (known: {}; write `{{{{` for a literal brace)",
-                known.join(", ")
+            return Err((
+                format!("{{{p}}}"),
+                format!(
+                    "unknown placeholder `{{{p}}}` in `cmd` (known: {}; write `{{{{` for a literal brace)",
+                    known.join(", ")
+                ),
             ));
         }
     }
@@ -138,7 +142,8 @@ mod tests {
 
     #[test]
     fn typos_are_errors() {
-        let e = check("cp {deps.rwa} x", &names()).unwrap_err();
+        let (p, e) = check("cp {deps.rwa} x", &names()).unwrap_err();
+        assert_eq!(p, "{deps.rwa}");
         assert!(e.contains("`{deps.rwa}`"), "{e}");
         assert!(e.contains("{deps.raw}"), "{e}");
         assert!(check("echo {foo}", &names()).is_err());
