@@ -146,7 +146,8 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<i32, Error> {
     let plan = Plan::build(&exp, &store, &opts.plan)?;
     let progress = Progress::new(exp.stages.len(), args.quiet);
     exec::install_interrupt_handler();
-    let outcome = exec::run(&exp, &store, plan, &opts, &progress);
+    let mut executor = exec::local::LocalExecutor::new()?;
+    let outcome = exec::run(&exp, &store, plan, &opts, &progress, &mut executor);
     progress.finish();
     let outcome = outcome?;
     let run_id = manifest::new_run_id();

@@ -11,10 +11,9 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fs;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
 use std::sync::Mutex;
 use std::sync::mpsc::{Receiver, Sender, channel};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use crate::Error;
 use crate::dsl::{Dep, Experiment, StageKind};
@@ -22,6 +21,7 @@ use crate::plan::{self, Plan, PlanOptions, Reason, StageKey, StageState};
 use crate::stages::command::render_command;
 use crate::store::{OutRecord, StageRecord, Store};
 
+use super::executor::{Executor, Launched, TaskEnd, WorkerExit};
 use super::progress::{Progress, Verb};
 use super::resources::Budget;
 use super::task::{
@@ -67,7 +67,7 @@ pub struct RunOutcome {
 }
 
 enum Event {
-    Finished { idx: usize, status: ExitStatus },
+    Finished(TaskEnd),
     Interrupt,
 }
 
@@ -88,7 +88,7 @@ pub fn install_interrupt_handler() {
 }
 
 struct Running {
-    pgid: i32,
+    launched: Launched,
     attempt: u32,
     scratch: PathBuf,
     cpus: u32,
@@ -123,10 +123,10 @@ struct Dispatcher<'a> {
     reasons: Vec<Vec<Reason>>,
     downstream: Vec<Vec<usize>>,
     ready: VecDeque<usize>,
-    tx: Sender<Event>,
+    task_tx: Sender<TaskEnd>,
+    executor: &'a mut dyn Executor,
     stopping: bool,
     interrupted: bool,
-    worker_exe: PathBuf,
 }
 
 /// Runs every stale stage of `plan`. Returns what happened to each stage; an `Err` is an
@@ -137,8 +137,19 @@ pub fn run(
     plan: Plan,
     opts: &RunOptions,
     progress: &Progress,
+    executor: &mut dyn Executor,
 ) -> Result<RunOutcome, Error> {
     let (tx, rx) = channel();
+    // Task ends arrive on their own channel and are forwarded into the event loop.
+    let (task_tx, task_rx) = channel::<TaskEnd>();
+    let forward = tx.clone();
+    std::thread::spawn(move || {
+        for end in task_rx {
+            if forward.send(Event::Finished(end)).is_err() {
+                break;
+            }
+        }
+    });
     *INTERRUPT.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx.clone());
     let n = exp.stages.len();
     let mut downstream = vec![Vec::new(); n];
@@ -147,8 +158,6 @@ pub fn run(
             downstream[u].push(i);
         }
     }
-    let worker_exe = std::env::current_exe()
-        .map_err(|e| Error::Internal(format!("cannot locate the orchestrate binary: {e}")))?;
     let mut d = Dispatcher {
         exp,
         store,
@@ -162,10 +171,10 @@ pub fn run(
         reasons: vec![Vec::new(); n],
         downstream,
         ready: VecDeque::new(),
-        tx,
+        task_tx,
+        executor,
         stopping: false,
         interrupted: false,
-        worker_exe,
     };
     for (idx, state) in plan.states.into_iter().enumerate() {
         match state {
@@ -232,7 +241,7 @@ impl Dispatcher<'_> {
                 return Ok(());
             }
             match rx.recv() {
-                Ok(Event::Finished { idx, status }) => self.finished(idx, status)?,
+                Ok(Event::Finished(end)) => self.finished(end.idx, end.exit)?,
                 Ok(Event::Interrupt) => self.interrupt(),
                 Err(_) => return Err(Error::Internal("event channel closed".into())),
             }
@@ -315,33 +324,9 @@ impl Dispatcher<'_> {
         };
         let task_path = scratch.join("task.json");
         write_json_atomic(&task_path, &task).map_err(|e| Error::io(&task_path, e))?;
-        let log = scratch.join("worker.log");
-        let log_file = fs::File::create(&log).map_err(|e| Error::io(&log, e))?;
-        let log_err = log_file.try_clone().map_err(|e| Error::io(&log, e))?;
-        let mut cmd = Command::new(&self.worker_exe);
-        cmd.arg("worker")
-            .arg("--task")
-            .arg(&task_path)
-            .stdin(Stdio::null())
-            .stdout(log_file)
-            .stderr(log_err);
-        {
-            use std::os::unix::process::CommandExt;
-            // Its own process group: Ctrl-C reaches only the dispatcher, which then kills the
-            // whole group (the worker and everything its command started).
-            cmd.process_group(0);
-        }
-        super::die_with_parent(&mut cmd);
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| Error::Internal(format!("cannot start a worker: {e}")))?;
-        let pgid = child.id() as i32;
-        let tx = self.tx.clone();
-        std::thread::spawn(move || {
-            if let Ok(status) = child.wait() {
-                let _ = tx.send(Event::Finished { idx, status });
-            }
-        });
+        let launched = self
+            .executor
+            .launch(idx, &task_path, &scratch, self.task_tx.clone())?;
         let detail = match (self.opts.verbose, self.reasons[idx].as_slice()) {
             (_, []) => String::new(),
             (true, all) => all
@@ -360,7 +345,7 @@ impl Dispatcher<'_> {
         self.progress.line(verb, &stage.name, &detail);
         self.slots[idx] = Slot::Running(
             Box::new(Running {
-                pgid,
+                launched,
                 attempt,
                 scratch,
                 cpus: stage.resources.cpus,
@@ -375,13 +360,12 @@ impl Dispatcher<'_> {
         Ok(())
     }
 
-    fn finished(&mut self, idx: usize, status: ExitStatus) -> Result<(), Error> {
+    fn finished(&mut self, idx: usize, exit: WorkerExit) -> Result<(), Error> {
         let Slot::Running(run, key) = std::mem::replace(&mut self.slots[idx], Slot::Finished)
         else {
             return Ok(());
         };
-        // Nothing the task started may outlive it: it could still write into scratch.
-        kill_group(run.pgid, libc::SIGKILL);
+        self.executor.reap(&run.launched);
         self.budget.give_back(run.cpus, run.devices.clone());
         if self.interrupted {
             remove_scratch(&run.scratch);
@@ -414,12 +398,7 @@ impl Dispatcher<'_> {
                 .clone()
                 .unwrap_or_else(|| "the stage failed".to_string()),
             None => {
-                use std::os::unix::process::ExitStatusExt;
-                let how = match (status.code(), status.signal()) {
-                    (_, Some(sig)) => format!("was killed by signal {sig}"),
-                    (Some(c), _) => format!("exited with status {c}"),
-                    _ => "ended".to_string(),
-                };
+                let how = exit.describe();
                 let log = tail(&run.scratch.join("worker.log"));
                 let log = log.trim();
                 if log.is_empty() {
@@ -568,39 +547,24 @@ impl Dispatcher<'_> {
         }
     }
 
-    /// Ctrl-C: terminate every running task's process group, then kill what is left.
+    /// Ctrl-C: stop every running task; their ends are awaited but nothing is committed.
     fn interrupt(&mut self) {
         if self.interrupted {
             return;
         }
         self.interrupted = true;
-        let groups: Vec<i32> = self
+        let running: Vec<Launched> = self
             .slots
             .iter()
             .filter_map(|s| match s {
-                Slot::Running(r, _) => Some(r.pgid),
+                Slot::Running(r, _) => Some(r.launched.clone()),
                 _ => None,
             })
             .collect();
-        if !groups.is_empty() {
+        if !running.is_empty() {
             self.progress.note("interrupted: stopping running stages");
         }
-        for &g in &groups {
-            kill_group(g, libc::SIGTERM);
-        }
-        std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_secs(2));
-            for g in groups {
-                kill_group(g, libc::SIGKILL);
-            }
-        });
-    }
-}
-
-fn kill_group(pgid: i32, signal: i32) {
-    // SAFETY: kill(2) with a negative pid signals a process group; no memory is involved.
-    unsafe {
-        libc::kill(-pgid, signal);
+        self.executor.cancel(&running);
     }
 }
 

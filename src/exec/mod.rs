@@ -2,6 +2,8 @@
 //! the worker side itself, resources and progress. Stage kinds' own logic lives in `stages`.
 
 mod dispatcher;
+pub mod executor;
+pub mod local;
 pub mod manifest;
 pub mod progress;
 pub mod resources;

@@ -1,0 +1,105 @@
+//! The local executor: each task attempt is an `orchestrate worker` subprocess in its own process
+//! group, so that Ctrl-C reaches only the dispatcher and the dispatcher can kill a task together
+//! with everything its command started.
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc::Sender;
+use std::time::Duration;
+
+use super::executor::{Executor, Launched, TaskEnd, WorkerExit};
+use crate::Error;
+
+pub struct LocalExecutor {
+    worker_exe: std::path::PathBuf,
+}
+
+impl LocalExecutor {
+    pub fn new() -> Result<LocalExecutor, Error> {
+        let worker_exe = std::env::current_exe()
+            .map_err(|e| Error::Internal(format!("cannot locate the orchestrate binary: {e}")))?;
+        Ok(LocalExecutor { worker_exe })
+    }
+}
+
+fn kill_group(pgid: i32, signal: i32) {
+    // SAFETY: kill(2) with a negative pid signals a process group; no memory is involved.
+    unsafe {
+        libc::kill(-pgid, signal);
+    }
+}
+
+impl Executor for LocalExecutor {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+
+    fn launch(
+        &mut self,
+        idx: usize,
+        task: &Path,
+        scratch: &Path,
+        tx: Sender<TaskEnd>,
+    ) -> Result<Launched, Error> {
+        let log = scratch.join("worker.log");
+        let log_file = fs::File::create(&log).map_err(|e| Error::io(&log, e))?;
+        let log_err = log_file.try_clone().map_err(|e| Error::io(&log, e))?;
+        let mut cmd = Command::new(&self.worker_exe);
+        cmd.arg("worker")
+            .arg("--task")
+            .arg(task)
+            .stdin(Stdio::null())
+            .stdout(log_file)
+            .stderr(log_err);
+        {
+            use std::os::unix::process::CommandExt;
+            cmd.process_group(0);
+        }
+        super::die_with_parent(&mut cmd);
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| Error::Internal(format!("cannot start a worker: {e}")))?;
+        let pgid = child.id() as i32;
+        std::thread::spawn(move || {
+            use std::os::unix::process::ExitStatusExt;
+            let exit = match child.wait() {
+                Ok(status) => WorkerExit {
+                    code: status.code(),
+                    signal: status.signal(),
+                    note: None,
+                },
+                Err(e) => WorkerExit {
+                    code: None,
+                    signal: None,
+                    note: Some(format!("cannot wait for the worker: {e}")),
+                },
+            };
+            let _ = tx.send(TaskEnd { idx, exit });
+        });
+        Ok(Launched {
+            id: pgid.to_string(),
+        })
+    }
+
+    fn cancel(&mut self, running: &[Launched]) {
+        let groups: Vec<i32> = running.iter().filter_map(|l| l.id.parse().ok()).collect();
+        for &g in &groups {
+            kill_group(g, libc::SIGTERM);
+        }
+        // Whatever ignores SIGTERM is killed two seconds later.
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(2));
+            for g in groups {
+                kill_group(g, libc::SIGKILL);
+            }
+        });
+    }
+
+    fn reap(&mut self, launched: &Launched) {
+        // Nothing the task started may outlive it: it could still write into scratch.
+        if let Ok(g) = launched.id.parse() {
+            kill_group(g, libc::SIGKILL);
+        }
+    }
+}
