@@ -27,6 +27,7 @@ pub struct BaseStage {
     pub resources: Resources,
     pub retries: u32,
     pub replicate: bool,
+    pub executor: Option<super::experiment::ExecutorKind>,
 }
 
 impl BaseStage {
@@ -204,10 +205,11 @@ pub fn expand(
                 outs: base.outs.clone(),
                 params,
                 config,
-                resources: base.resources,
+                resources: base.resources.clone(),
                 retries: base.retries,
                 seed: stage_seed,
                 coords,
+                executor: base.executor,
             });
         }
         axes_of[b] = list;

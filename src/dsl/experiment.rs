@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use super::schema::{Backend, ExecutorKind, SlurmSpec};
+
 /// A loaded experiment: every sweep and replicate expanded, stages in topological order.
 #[derive(Debug, Clone)]
 pub struct Experiment {
@@ -18,6 +20,12 @@ pub struct Experiment {
     pub seed: u64,
     /// Topologically ordered: a stage's upstream stages all have smaller indices.
     pub stages: Vec<Stage>,
+    /// The experiment's executor (`local` unless the file says otherwise).
+    pub executor: ExecutorKind,
+    pub slurm: SlurmSpec,
+    pub backend: Backend,
+    /// The `paper:` block, as JSON (`null` when absent).
+    pub paper: Value,
 }
 
 impl Experiment {
@@ -72,6 +80,8 @@ pub struct Stage {
     pub seed: u64,
     /// Sweep/replicate coordinates, in display order: `[("lr", 0.001), ("seed", 2)]`.
     pub coords: Vec<(String, Value)>,
+    /// A per-stage executor override.
+    pub executor: Option<ExecutorKind>,
 }
 
 /// An input of a stage.
@@ -88,11 +98,13 @@ pub enum Dep {
 }
 
 /// What a stage needs from the machine. Not part of the key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Resources {
     pub cpus: u32,
     pub gpus: u32,
     pub mem_mb: Option<u64>,
+    /// Wall-time limit for cluster executors (Slurm `--time` syntax).
+    pub time: Option<String>,
 }
 
 impl Default for Resources {
@@ -101,6 +113,7 @@ impl Default for Resources {
             cpus: 1,
             gpus: 0,
             mem_mb: None,
+            time: None,
         }
     }
 }

@@ -11,7 +11,7 @@ use serde_yaml::Value as Yaml;
 
 use super::error::DslError;
 use super::expand::{self, Axis, BaseStage, DepRef};
-use super::experiment::{Experiment, Resources, StageKind};
+use super::experiment::{ExecutorKind, Experiment, Resources, StageKind};
 use super::schema::{ExperimentFile, ResourcesSpec, StageSpec};
 use super::span::{Pos, SpanIndex, join_path};
 use super::template;
@@ -153,6 +153,13 @@ impl Ctx<'_> {
             workspace: self.workspace.to_path_buf(),
             seed,
             stages,
+            executor: raw.executor.unwrap_or(ExecutorKind::Local),
+            slurm: raw.slurm.clone().unwrap_or_default(),
+            backend: raw.backend.unwrap_or_default(),
+            paper: match &raw.paper {
+                Some(v) => self.json(&["paper".to_string()], v)?,
+                None => Json::Null,
+            },
         })
     }
 
@@ -276,7 +283,7 @@ impl Ctx<'_> {
             Some(v) => self.json(&segs(&at("config")), v)?,
             None => Json::Null,
         };
-        let resources = self.resources(name, spec.resources, defaults.resources)?;
+        let resources = self.resources(name, spec.resources.clone(), defaults.resources.clone())?;
         let retries = spec.retries.or(defaults.retries).unwrap_or(0);
         if let Some(cmd) = &spec.cmd {
             let names = template::Names {
@@ -308,6 +315,7 @@ impl Ctx<'_> {
             resources,
             retries,
             replicate: spec.replicate,
+            executor: spec.executor,
         })
     }
 
@@ -323,6 +331,7 @@ impl Ctx<'_> {
             cpus: own.cpus.or(def.cpus).unwrap_or(1),
             gpus: own.gpus.or(def.gpus).unwrap_or(0),
             mem_mb: own.mem_mb.or(def.mem_mb),
+            time: own.time.or(def.time),
         };
         if r.cpus == 0 {
             return Err(self.err_value(

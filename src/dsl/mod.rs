@@ -12,5 +12,7 @@ mod span;
 pub mod template;
 
 pub use error::DslError;
-pub use experiment::{Dep, Experiment, Resources, Stage, StageKind, coord_text};
+pub use experiment::{
+    Backend, Dep, ExecutorKind, Experiment, Resources, SlurmSpec, Stage, StageKind, coord_text,
+};
 pub use load::{load, parse};

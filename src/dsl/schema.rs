@@ -30,6 +30,69 @@ pub struct ExperimentFile {
     /// A grid over stage config paths (`STAGE.params.NAME` or `STAGE.config.a.b`) → values.
     #[serde(default)]
     pub sweep: Option<IndexMap<String, Vec<Value>>>,
+    /// Where stages run: `local` (default) or `slurm`. `--executor` overrides it.
+    #[serde(default)]
+    pub executor: Option<ExecutorKind>,
+    /// Settings of the Slurm executor.
+    #[serde(default)]
+    pub slurm: Option<SlurmSpec>,
+    /// Tensor backend of built-in training stages: `cpu` (default) or `cuda`. `--backend`
+    /// overrides it.
+    #[serde(default)]
+    pub backend: Option<Backend>,
+    /// Published numbers to show beside ours in reports (free-form, validated by the report).
+    #[serde(default)]
+    pub paper: Option<Value>,
+}
+
+/// Where a stage runs.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExecutorKind {
+    Local,
+    Slurm,
+}
+
+/// Tensor backend of built-in training stages.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, serde::Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Backend {
+    #[default]
+    Cpu,
+    Cuda,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Cpu => "cpu",
+            Backend::Cuda => "cuda",
+        }
+    }
+}
+
+/// `slurm:` block: how stages become `sbatch` jobs.
+#[derive(Debug, Deserialize, Clone, Default, PartialEq, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlurmSpec {
+    #[serde(default)]
+    pub partition: Option<String>,
+    #[serde(default)]
+    pub account: Option<String>,
+    #[serde(default)]
+    pub qos: Option<String>,
+    /// Default wall-time limit of a job (`--time`), e.g. `02:00:00`.
+    #[serde(default)]
+    pub time: Option<String>,
+    /// Prefix of job names (`<prefix>-<experiment>-<stage>`).
+    #[serde(default)]
+    pub job_name_prefix: Option<String>,
+    /// Extra `#SBATCH` options, e.g. `["--constraint=a100"]`.
+    #[serde(default)]
+    pub extra: Vec<String>,
+    /// Seconds between `squeue` polls (backing off up to 10× this). Default 2.
+    #[serde(default)]
+    pub poll_seconds: Option<f64>,
 }
 
 #[derive(Debug, Deserialize, Default, Clone)]
@@ -73,9 +136,12 @@ pub struct StageSpec {
     /// Run once per experiment `seeds:` entry.
     #[serde(default)]
     pub replicate: bool,
+    /// Run this stage with another executor than the experiment's (e.g. `local` on a cluster).
+    #[serde(default)]
+    pub executor: Option<ExecutorKind>,
 }
 
-#[derive(Debug, Deserialize, Default, Clone, Copy)]
+#[derive(Debug, Deserialize, Default, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct ResourcesSpec {
     #[serde(default)]
@@ -85,4 +151,7 @@ pub struct ResourcesSpec {
     /// Memory in MiB (used by cluster executors).
     #[serde(default)]
     pub mem_mb: Option<u64>,
+    /// Wall-time limit (cluster executors), e.g. `00:30:00`.
+    #[serde(default)]
+    pub time: Option<String>,
 }

@@ -252,7 +252,7 @@ impl Dispatcher<'_> {
     fn schedule(&mut self) -> Result<(), Error> {
         let mut deferred = VecDeque::new();
         while let Some(idx) = self.ready.pop_front() {
-            let r = self.exp.stages[idx].resources;
+            let r = &self.exp.stages[idx].resources;
             match self.budget.try_take(r.cpus, r.gpus) {
                 Some(devices) => self.start(idx, devices)?,
                 None => deferred.push_back(idx),

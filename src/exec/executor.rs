@@ -47,8 +47,13 @@ pub trait Executor {
     fn name(&self) -> &'static str;
     /// Starts a worker running `orchestrate worker --task TASK`; must send exactly one
     /// [`TaskEnd`] for it on `tx`, whatever happens.
-    fn launch(&mut self, idx: usize, task: &Path, scratch: &Path, tx: Sender<TaskEnd>)
-    -> Result<Launched, Error>;
+    fn launch(
+        &mut self,
+        idx: usize,
+        task: &Path,
+        scratch: &Path,
+        tx: Sender<TaskEnd>,
+    ) -> Result<Launched, Error>;
     /// Ctrl-C: stop every running task (their `TaskEnd`s still arrive).
     fn cancel(&mut self, running: &[Launched]);
     /// Called after a task's `TaskEnd`: clean up anything it left running.
