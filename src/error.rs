@@ -44,12 +44,14 @@ pub enum Error {
     },
     #[error("{0}")]
     Internal(String),
+    #[error(transparent)]
+    Stats(#[from] crate::cli::stats_cmd::StatsCmdError),
 }
 
 impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Experiment(_) | Error::Usage(_) => exit::USAGE,
+            Error::Experiment(_) | Error::Usage(_) | Error::Stats(_) => exit::USAGE,
             Error::Store(crate::store::StoreError::Busy { .. }) => exit::STORE_BUSY,
             Error::Fingerprint(crate::fingerprint::FingerprintError::Missing { .. }) => exit::USAGE,
             Error::StagesFailed { .. } => exit::STAGE_FAILED,

@@ -2,16 +2,18 @@
 //!
 //! A YAML experiment ([`dsl`]) becomes a DAG of stages with content-addressed keys ([`plan`],
 //! [`fingerprint`]); the dispatcher ([`exec`]) runs what is stale as worker processes and commits
-//! outputs atomically into the store ([`store`]); stage kinds live in [`stages`]. The binary is a
+//! outputs atomically into the store ([`store`]); stage kinds live in [`stages`]; AUC statistics in [`stats`]. The binary is a
 //! thin shell around [`cli::main`].
 
 pub mod cli;
+pub mod cohort;
 pub mod dsl;
 pub mod error;
 pub mod exec;
 pub mod fingerprint;
 pub mod plan;
 pub mod stages;
+pub mod stats;
 pub mod store;
 
 pub use error::{Error, Result};

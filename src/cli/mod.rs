@@ -5,6 +5,7 @@
 mod gc;
 mod inspect;
 mod run;
+pub mod stats_cmd;
 
 use std::path::{Path, PathBuf};
 
@@ -52,6 +53,8 @@ pub enum Command {
     Show(inspect::ShowArgs),
     /// Delete stored objects that no kept run references
     Gc(gc::GcArgs),
+    /// AUCs with DeLong and bootstrap intervals, and paired comparisons, for any predictions CSV
+    Stats(stats_cmd::StatsArgs),
     /// Run one task file (used by executors; not for direct use)
     #[command(hide = true)]
     Worker(WorkerArgs),
@@ -142,6 +145,10 @@ fn dispatch(cli: &Cli) -> Result<i32, Error> {
         Command::Ls(a) => inspect::ls(&ctx, a),
         Command::Show(a) => inspect::show(&ctx, a),
         Command::Gc(a) => gc::gc(&ctx, a),
+        Command::Stats(a) => {
+            print!("{}", stats_cmd::execute(a)?);
+            Ok(exit::OK)
+        }
         Command::Worker(_) => unreachable!("handled before the context is built"),
     }
 }

@@ -7,7 +7,7 @@ use clap::Args;
 use serde_json::json;
 
 use super::{Context, open_store, print_json};
-use crate::dsl::{self, Experiment};
+use crate::dsl::{self, ExecutorKind, Experiment};
 use crate::error::{Error, exit};
 use crate::exec::{self, RunOptions, manifest, progress::Progress, resources};
 use crate::fingerprint::git_provenance;
@@ -23,6 +23,13 @@ pub struct RunArgs {
     /// GPUs to schedule on, e.g. `0,1` [default: CUDA_VISIBLE_DEVICES, else `nvidia-smi -L`]
     #[arg(long, value_name = "LIST")]
     pub gpus: Option<String>,
+    /// Where stages run: `local` or `slurm` [default: the experiment's `executor:`]; with
+    /// `slurm`, stages marked `executor: local` still run here
+    #[arg(long, value_name = "KIND", value_parser = parse_executor)]
+    pub executor: Option<ExecutorKind>,
+    /// At most this many Slurm jobs submitted at once
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_jobs: u32,
     /// Keep running independent stages after a stage fails
     #[arg(short, long)]
     pub keep_going: bool,
@@ -78,6 +85,14 @@ pub struct PlanArgs {
     pub json: bool,
 }
 
+fn parse_executor(s: &str) -> Result<ExecutorKind, String> {
+    match s {
+        "local" => Ok(ExecutorKind::Local),
+        "slurm" => Ok(ExecutorKind::Slurm),
+        _ => Err("expected `local` or `slurm`".to_string()),
+    }
+}
+
 fn load(ctx: &Context, file: &Path) -> Result<Experiment, Error> {
     Ok(dsl::load(&ctx.experiment_path(file), &ctx.workspace)?)
 }
@@ -99,11 +114,36 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<i32, Error> {
                 .join(", ")
         )));
     }
+    let routes = exec::routed::routes(&exp, args.executor);
+    let remote: Vec<bool> = routes.iter().map(|r| *r == ExecutorKind::Slurm).collect();
+    let uses_slurm = remote.contains(&true);
+    if uses_slurm {
+        let missing = exec::slurm::missing_tools();
+        if !missing.is_empty() {
+            let why = if args.executor.is_some() {
+                "--executor slurm was given"
+            } else {
+                "the experiment runs stages on Slurm"
+            };
+            let list: Vec<String> = missing.iter().map(|t| format!("`{t}`")).collect();
+            return Err(Error::Usage(format!(
+                "{why} but {} not on PATH: run from a machine that can submit Slurm jobs, or pass --executor local",
+                if list.len() == 1 {
+                    format!("{} is", list[0])
+                } else {
+                    format!("{} are", list.join(", "))
+                }
+            )));
+        }
+    }
+    // Slurm jobs get their GPUs from Slurm: only local stages need local devices.
     let gpus = resources::gpu_inventory(args.gpus.as_deref());
     if let Some(s) = exp
         .stages
         .iter()
-        .find(|s| s.resources.gpus as usize > gpus.len())
+        .zip(&remote)
+        .find(|(s, remote)| !**remote && s.resources.gpus as usize > gpus.len())
+        .map(|(s, _)| s)
     {
         return Err(Error::Usage(format!(
             "stage `{}` needs {} GPU(s) but the inventory has {} (set --gpus or CUDA_VISIBLE_DEVICES)",
@@ -130,6 +170,15 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<i32, Error> {
         }
         Force::Stages(args.force.clone())
     };
+    let mut executor: Box<dyn exec::executor::Executor> = if uses_slurm {
+        Box::new(exec::routed::RoutedExecutor::new(
+            exec::local::LocalExecutor::new()?,
+            exec::slurm::SlurmExecutor::new(&exp)?,
+            routes,
+        ))
+    } else {
+        Box::new(exec::local::LocalExecutor::new()?)
+    };
     let store = open_store(ctx, args.no_wait)?;
     store.clean_scratch()?;
     let opts = RunOptions {
@@ -142,12 +191,13 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<i32, Error> {
             force,
         },
         verbose: args.verbose,
+        remote,
+        max_remote: args.max_jobs,
     };
     let plan = Plan::build(&exp, &store, &opts.plan)?;
     let progress = Progress::new(exp.stages.len(), args.quiet);
     exec::install_interrupt_handler();
-    let mut executor = exec::local::LocalExecutor::new()?;
-    let outcome = exec::run(&exp, &store, plan, &opts, &progress, &mut executor);
+    let outcome = exec::run(&exp, &store, plan, &opts, &progress, executor.as_mut());
     progress.finish();
     let outcome = outcome?;
     let run_id = manifest::new_run_id();

@@ -40,19 +40,31 @@ impl Experiment {
 pub enum StageKind {
     /// Any shell command with declared deps, code and outs.
     Command,
+    /// The synthetic environment: cohort tables with known causes.
+    Synth,
+    /// A real cohort loaded from CSV files.
+    Cohort,
 }
 
 impl StageKind {
-    pub const ALL: &'static [StageKind] = &[StageKind::Command];
+    pub const ALL: &'static [StageKind] =
+        &[StageKind::Command, StageKind::Synth, StageKind::Cohort];
 
     pub fn name(self) -> &'static str {
         match self {
             StageKind::Command => "command",
+            StageKind::Synth => "synth",
+            StageKind::Cohort => "cohort",
         }
     }
 
     pub fn parse(s: &str) -> Option<StageKind> {
         StageKind::ALL.iter().copied().find(|k| k.name() == s)
+    }
+
+    /// Built-in kinds take a typed `config:` and define their own outputs.
+    pub fn is_builtin(self) -> bool {
+        self != StageKind::Command
     }
 }
 

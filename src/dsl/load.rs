@@ -15,6 +15,7 @@ use super::experiment::{ExecutorKind, Experiment, Resources, StageKind};
 use super::schema::{ExperimentFile, ResourcesSpec, StageSpec};
 use super::span::{Pos, SpanIndex, join_path};
 use super::template;
+use crate::stages;
 
 /// Loads `file` (as named by the user) against the workspace root `workspace`.
 pub fn load(file: &Path, workspace: &Path) -> Result<Experiment, DslError> {
@@ -138,14 +139,46 @@ impl Ctx<'_> {
             ));
         }
         let defaults = raw.defaults.clone().unwrap_or_default();
+        // Output names of every stage first: references are checked against them.
+        let mut outs_by_stage: IndexMap<String, Vec<String>> = IndexMap::new();
+        for (name, spec) in &raw.stages {
+            let names = match StageKind::parse(&spec.kind) {
+                Some(kind) if kind.is_builtin() => {
+                    let config = self.builtin_config(name, kind, spec)?;
+                    stages::outputs(kind, &config).into_keys().collect()
+                }
+                _ => spec.outs.keys().cloned().collect(),
+            };
+            outs_by_stage.insert(name.clone(), names);
+        }
         let mut bases = Vec::with_capacity(raw.stages.len());
         for (name, spec) in &raw.stages {
-            bases.push(self.stage(name, spec, &defaults, &raw.stages)?);
+            bases.push(self.stage(name, spec, &defaults, &outs_by_stage)?);
         }
         let order = self.topo_order(&bases)?;
         let axes = self.sweep_axes(&raw, &bases)?;
         let seed = raw.seed.unwrap_or(0);
-        let stages = expand::expand(&bases, &order, &axes, raw.seeds.as_deref(), seed);
+        let mut stages = expand::expand(&bases, &order, &axes, raw.seeds.as_deref(), seed);
+        for stage in stages
+            .iter_mut()
+            .filter(|s| s.kind.is_builtin() && !s.coords.is_empty())
+        {
+            stage.config = stages::resolve_config(stage.kind, &stage.config).map_err(|e| {
+                let axis = axes
+                    .iter()
+                    .find(|a| a.section == "config" && bases[a.stage].name == stage.base)
+                    .map_or_else(|| "sweep".to_string(), |a| a.id.clone());
+                self.err(
+                    &["sweep", &axis],
+                    format!(
+                        "variant `{}`: config {}: {}",
+                        stage.name,
+                        join_path(&e.path),
+                        e.message
+                    ),
+                )
+            })?;
+        }
         Ok(Experiment {
             name: raw.experiment,
             description: raw.description,
@@ -168,7 +201,7 @@ impl Ctx<'_> {
         name: &str,
         spec: &StageSpec,
         defaults: &super::schema::Defaults,
-        all: &IndexMap<String, StageSpec>,
+        all: &IndexMap<String, Vec<String>>,
     ) -> Result<BaseStage, DslError> {
         fn at<'a>(name: &'a str, k: &'a str) -> Vec<&'a str> {
             if k.is_empty() {
@@ -195,30 +228,74 @@ impl Ctx<'_> {
                 ),
             )
         })?;
-        match kind {
-            StageKind::Command => {
-                match spec.cmd.as_deref() {
-                    None => return Err(self.err(&at(""), "a `command` stage needs a `cmd`")),
-                    Some(c) if c.trim().is_empty() => {
-                        return Err(self.err_value(
-                            &at("cmd"),
-                            "`cmd` is empty: write the shell command to run",
-                        ));
-                    }
-                    Some(_) => {}
-                }
-                if spec.config.is_some() {
+        if kind.is_builtin() {
+            for (field, set) in [
+                ("cmd", spec.cmd.is_some()),
+                ("outs", !spec.outs.is_empty()),
+                ("code", !spec.code.is_empty()),
+                ("params", !spec.params.is_empty()),
+            ] {
+                if set {
                     return Err(self.err(
-                        &at("config"),
-                        "a `command` stage takes `params`, not `config`",
+                        &at(field),
+                        format!(
+                            "a `{}` stage takes its settings in `config:`; `{field}` is for `command` stages",
+                            kind.name()
+                        ),
                     ));
                 }
-                if spec.outs.is_empty() {
+            }
+        } else {
+            match spec.cmd.as_deref() {
+                None => return Err(self.err(&at(""), "a `command` stage needs a `cmd`")),
+                Some(c) if c.trim().is_empty() => {
+                    return Err(self
+                        .err_value(&at("cmd"), "`cmd` is empty: write the shell command to run"));
+                }
+                Some(_) => {}
+            }
+            if spec.config.is_some() {
+                return Err(self.err(
+                    &at("config"),
+                    "a `command` stage takes `params`, not `config`",
+                ));
+            }
+            if spec.outs.is_empty() {
+                return Err(self.err(
+                    &at(""),
+                    "a `command` stage must declare at least one output in `outs`: its outputs are what is cached",
+                ));
+            }
+        }
+        if let Some(want) = stages::dep_spec(kind) {
+            for dep in spec.deps.keys() {
+                if !want.required.contains(&dep.as_str()) && !want.optional.contains(&dep.as_str())
+                {
+                    let mut known: Vec<String> =
+                        want.required.iter().map(|d| format!("`{d}`")).collect();
+                    known.extend(want.optional.iter().map(|d| format!("`{d}` (optional)")));
+                    let known = if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    };
                     return Err(self.err(
-                        &at(""),
-                        "a `command` stage must declare at least one output in `outs`: its outputs are what is cached",
+                        &["stages", name, "deps", dep.as_str()],
+                        format!(
+                            "a `{}` stage has no input `{dep}` (its inputs: {known})",
+                            kind.name()
+                        ),
                     ));
                 }
+            }
+            if let Some(missing) = want.required.iter().find(|d| !spec.deps.contains_key(**d)) {
+                return Err(self.err(
+                    &at(""),
+                    format!(
+                        "a `{}` stage needs the input `{missing}` in `deps`",
+                        kind.name()
+                    ),
+                ));
             }
         }
 
@@ -238,7 +315,7 @@ impl Ctx<'_> {
             let idx = format!("[{i}]");
             code.push(self.workspace_path(&["stages", name, "code", &idx], c, "code path")?);
         }
-        let mut outs = BTreeMap::new();
+        let mut outs: BTreeMap<String, String> = BTreeMap::new();
         for (out, rel) in &spec.outs {
             let path = ["stages", name, "outs", out.as_str()];
             if !valid_ident(out) {
@@ -279,9 +356,12 @@ impl Ctx<'_> {
             }
             params.insert(p.clone(), self.json(&segs(&path), v)?);
         }
-        let config = match &spec.config {
-            Some(v) => self.json(&segs(&at("config")), v)?,
-            None => Json::Null,
+        let config = if kind.is_builtin() {
+            let config = self.builtin_config(name, kind, spec)?;
+            outs = stages::outputs(kind, &config);
+            config
+        } else {
+            Json::Null
         };
         let resources = self.resources(name, spec.resources.clone(), defaults.resources.clone())?;
         let retries = spec.retries.or(defaults.retries).unwrap_or(0);
@@ -319,6 +399,31 @@ impl Ctx<'_> {
         })
     }
 
+    /// A built-in stage's config, converted to JSON and resolved against its kind's schema.
+    fn builtin_config(
+        &self,
+        name: &str,
+        kind: StageKind,
+        spec: &StageSpec,
+    ) -> Result<Json, DslError> {
+        let path = vec!["stages".to_string(), name.to_string(), "config".to_string()];
+        let raw = match &spec.config {
+            Some(v) => self.json(&path, v)?,
+            None => Json::Null,
+        };
+        stages::resolve_config(kind, &raw).map_err(|e| {
+            let mut full = path.clone();
+            full.extend(e.path.iter().cloned());
+            let p: Vec<&str> = full.iter().map(String::as_str).collect();
+            let msg = plain_words(&e.message);
+            if e.message.starts_with("unknown field") {
+                self.err(&p, msg)
+            } else {
+                self.err_value(&p, msg)
+            }
+        })
+    }
+
     fn resources(
         &self,
         stage: &str,
@@ -352,7 +457,7 @@ impl Ctx<'_> {
         &self,
         path: &[&str],
         target: &str,
-        all: &IndexMap<String, StageSpec>,
+        all: &IndexMap<String, Vec<String>>,
     ) -> Result<DepRef, DslError> {
         let Some(rest) = target.strip_prefix("stage:") else {
             return Ok(DepRef::Path(self.workspace_path(path, target, "dep")?));
@@ -377,8 +482,8 @@ impl Ctx<'_> {
                 ),
             ));
         };
-        if !up.outs.contains_key(out) {
-            let known: Vec<_> = up.outs.keys().map(String::as_str).collect();
+        if !up.iter().any(|o| o == out) {
+            let known: Vec<_> = up.iter().map(String::as_str).collect();
             return Err(self.err_value(
                 path,
                 format!(

@@ -38,6 +38,11 @@ pub struct RunOptions {
     pub plan: PlanOptions,
     /// Print every reason a stage runs, not only the first.
     pub verbose: bool,
+    /// Stages that run on a cluster, by index (absent: local). They take no local CPU slot or
+    /// GPU: the cluster queues them and gives them their devices.
+    pub remote: Vec<bool>,
+    /// At most this many remote stages submitted at once (`--max-jobs`); at least 1.
+    pub max_remote: u32,
 }
 
 /// What happened to one stage in a run.
@@ -93,6 +98,8 @@ struct Running {
     scratch: PathBuf,
     cpus: u32,
     devices: Vec<String>,
+    /// Holds local budget (false for a cluster job).
+    local: bool,
     started: Instant,
     started_at: String,
     command: Option<String>,
@@ -252,6 +259,17 @@ impl Dispatcher<'_> {
     fn schedule(&mut self) -> Result<(), Error> {
         let mut deferred = VecDeque::new();
         while let Some(idx) = self.ready.pop_front() {
+            if self.is_remote(idx) {
+                let submitted = (0..self.slots.len())
+                    .filter(|&i| self.is_remote(i) && matches!(self.slots[i], Slot::Running(..)))
+                    .count();
+                if submitted < self.opts.max_remote.max(1) as usize {
+                    self.start(idx, Vec::new())?;
+                } else {
+                    deferred.push_back(idx);
+                }
+                continue;
+            }
             let r = &self.exp.stages[idx].resources;
             match self.budget.try_take(r.cpus, r.gpus) {
                 Some(devices) => self.start(idx, devices)?,
@@ -261,6 +279,10 @@ impl Dispatcher<'_> {
         self.ready = deferred;
         self.progress.set_running(&self.running_names());
         Ok(())
+    }
+
+    fn is_remote(&self, idx: usize) -> bool {
+        self.opts.remote.get(idx).copied().unwrap_or(false)
     }
 
     fn resolve_inputs(&self, idx: usize) -> BTreeMap<String, Vec<PathBuf>> {
@@ -294,19 +316,18 @@ impl Dispatcher<'_> {
             unreachable!("only ready stages are started");
         };
         let stage = &self.exp.stages[idx];
-        let threads = self.budget.clamp_cpus(stage.resources.cpus);
+        let remote = self.is_remote(idx);
+        // A cluster job gets the CPUs it asks for, whatever this machine has.
+        let threads = if remote {
+            stage.resources.cpus.max(1)
+        } else {
+            self.budget.clamp_cpus(stage.resources.cpus)
+        };
         let scratch = self.store.new_scratch(&stage.name)?;
         let out_dir = scratch.join("out");
         let inputs = self.resolve_inputs(idx);
-        let command = match stage.kind {
-            StageKind::Command => Some(render_command(
-                stage,
-                &self.exp.workspace,
-                &inputs,
-                &out_dir,
-                threads,
-            )),
-        };
+        let command = (stage.kind == StageKind::Command)
+            .then(|| render_command(stage, &self.exp.workspace, &inputs, &out_dir, threads));
         let task = TaskFile {
             format: TASK_FORMAT,
             stage: stage.name.clone(),
@@ -321,6 +342,9 @@ impl Dispatcher<'_> {
             seed: stage.seed,
             threads,
             devices: devices.clone(),
+            // A cluster job with GPUs keeps the devices the cluster set for it.
+            pin_devices: !(remote && stage.resources.gpus > 0),
+            backend: self.exp.backend,
         };
         let task_path = scratch.join("task.json");
         write_json_atomic(&task_path, &task).map_err(|e| Error::io(&task_path, e))?;
@@ -350,6 +374,7 @@ impl Dispatcher<'_> {
                 scratch,
                 cpus: stage.resources.cpus,
                 devices,
+                local: !remote,
                 started: Instant::now(),
                 started_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
                 command,
@@ -366,7 +391,9 @@ impl Dispatcher<'_> {
             return Ok(());
         };
         self.executor.reap(&run.launched);
-        self.budget.give_back(run.cpus, run.devices.clone());
+        if run.local {
+            self.budget.give_back(run.cpus, run.devices.clone());
+        }
         if self.interrupted {
             remove_scratch(&run.scratch);
             return Ok(());
@@ -393,10 +420,17 @@ impl Dispatcher<'_> {
                     Err(e) => format!("the result could not be committed: {e}"),
                 }
             }
-            Some(r) => r
-                .message
-                .clone()
-                .unwrap_or_else(|| "the stage failed".to_string()),
+            Some(r) => {
+                let message = r
+                    .message
+                    .clone()
+                    .unwrap_or_else(|| "the stage failed".to_string());
+                // The executor may know why, e.g. a Slurm job cancelled or out of time.
+                match &exit.note {
+                    Some(note) => format!("{message} ({note})"),
+                    None => message,
+                }
+            }
             None => {
                 let how = exit.describe();
                 let log = tail(&run.scratch.join("worker.log"));

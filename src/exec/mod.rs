@@ -1,5 +1,6 @@
 //! Running stages: the dispatcher (the only index owner), the local executor's worker processes,
-//! the worker side itself, resources and progress. Stage kinds' own logic lives in `stages`.
+//! the Slurm executor's jobs, the worker side itself, resources and progress. Stage kinds' own
+//! logic lives in `stages`.
 
 mod dispatcher;
 pub mod executor;
@@ -7,6 +8,8 @@ pub mod local;
 pub mod manifest;
 pub mod progress;
 pub mod resources;
+pub mod routed;
+pub mod slurm;
 pub mod task;
 pub mod worker;
 

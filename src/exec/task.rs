@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::dsl::StageKind;
+use crate::dsl::{Backend, StageKind};
 
 pub const TASK_FORMAT: u32 = 1;
 
@@ -34,6 +34,13 @@ pub struct TaskFile {
     pub threads: u32,
     /// Devices to expose through `CUDA_VISIBLE_DEVICES`; empty hides every GPU.
     pub devices: Vec<String>,
+    /// Whether the worker sets `CUDA_VISIBLE_DEVICES` to `devices`. False for a Slurm job with
+    /// GPUs: Slurm chose them and set the variable for the job.
+    #[serde(default = "pin_devices_default")]
+    pub pin_devices: bool,
+    /// Tensor backend for built-in training stages.
+    #[serde(default)]
+    pub backend: Backend,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,6 +65,10 @@ pub struct ResultFile {
     pub host: String,
     #[serde(default)]
     pub metrics: Value,
+}
+
+fn pin_devices_default() -> bool {
+    true
 }
 
 impl TaskFile {

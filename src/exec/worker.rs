@@ -73,8 +73,8 @@ fn execute(task: &TaskFile) -> ResultFile {
         Ok(l) => l,
         Err(e) => return fail(result, format!("cannot create the log files: {e}")),
     };
-    match task.kind {
-        StageKind::Command => match crate::stages::command::execute(task, stdout, stderr) {
+    if task.kind == StageKind::Command {
+        match crate::stages::command::execute(task, stdout, stderr) {
             Ok(status) => {
                 result.exit_code = status.code();
                 if !status.success() {
@@ -88,7 +88,18 @@ fn execute(task: &TaskFile) -> ResultFile {
                 }
             }
             Err(e) => return fail(result, format!("cannot start `sh`: {e}")),
-        },
+        }
+    } else {
+        // Built-in kinds run in this process with the task's fixed thread count.
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(task.threads.max(1) as usize)
+            .build_global();
+        drop(stderr);
+        let mut log = stdout;
+        match crate::stages::run_builtin(task, &mut log) {
+            Ok(metrics) => result.metrics = metrics,
+            Err(e) => return fail(result, e),
+        }
     }
     // Every declared output must exist; the whole output folder becomes the object.
     for (name, rel) in &task.outs {

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use crate::dsl::{Dep, Experiment, StageKind};
+use crate::dsl::{Dep, Experiment};
 use crate::fingerprint::{builtin_code_identity, hash_bytes};
 
 /// Bumped when the key layout changes: every stage then re-runs once, with that reason.
@@ -70,8 +70,10 @@ pub fn stage_key(
         "config": stage.config,
     });
     // The tensor backend a stage runs on. A shell command runs on none: `null`.
-    let backend = match stage.kind {
-        StageKind::Command => Value::Null,
+    let backend = if crate::stages::uses_backend(stage.kind) {
+        Value::String(exp.backend.name().to_string())
+    } else {
+        Value::Null
     };
     let key = json!({
         "key_format": KEY_FORMAT,

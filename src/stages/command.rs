@@ -2,7 +2,8 @@
 //!
 //! The command runs under `sh -c` in the workspace root, with placeholders replaced by absolute,
 //! shell-quoted paths. Its thread count is fixed through `OMP_NUM_THREADS`, `MKL_NUM_THREADS`,
-//! `OPENBLAS_NUM_THREADS` and `RAYON_NUM_THREADS`; its GPUs through `CUDA_VISIBLE_DEVICES`.
+//! `OPENBLAS_NUM_THREADS` and `RAYON_NUM_THREADS`; its GPUs through `CUDA_VISIBLE_DEVICES` (left
+//! as Slurm set it for a Slurm job with GPUs).
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -67,10 +68,12 @@ pub fn execute(task: &TaskFile, stdout: File, stderr: File) -> std::io::Result<E
         .env("MKL_NUM_THREADS", &threads)
         .env("OPENBLAS_NUM_THREADS", &threads)
         .env("RAYON_NUM_THREADS", &threads)
-        .env("CUDA_VISIBLE_DEVICES", task.devices.join(","))
         .env("ORCHESTRATE_STAGE", &task.stage)
         .env("ORCHESTRATE_SEED", task.seed.to_string())
         .env("ORCHESTRATE_OUT_DIR", &task.out_dir);
+    if task.pin_devices {
+        c.env("CUDA_VISIBLE_DEVICES", task.devices.join(","));
+    }
     crate::exec::die_with_parent(&mut c);
     c.status()
 }

@@ -1,5 +1,70 @@
-//! One file per stage kind: how a stage of that kind becomes a task (dispatcher side) and how a
-//! task of that kind runs (worker side). The scheduling, caching and committing around them live
-//! in `exec`; stage kinds never touch the store.
+//! One file per stage kind: its typed config, its inputs and outputs, and how a task of that
+//! kind runs inside a worker. The scheduling, caching and committing around them live in `exec`;
+//! stage kinds never touch the store or the index.
 
+pub mod cohort;
 pub mod command;
+pub mod config;
+pub mod synth;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use serde_json::Value;
+
+pub use config::ConfigError;
+
+use crate::dsl::StageKind;
+use crate::exec::task::TaskFile;
+
+/// The dependencies a built-in kind reads, by name.
+#[derive(Debug, Clone, Copy)]
+pub struct DepSpec {
+    pub required: &'static [&'static str],
+    pub optional: &'static [&'static str],
+}
+
+/// Validates a built-in kind's config and returns it with every default filled in.
+pub fn resolve_config(kind: StageKind, raw: &Value) -> Result<Value, ConfigError> {
+    match kind {
+        StageKind::Command => Ok(Value::Null),
+        StageKind::Synth => synth::resolve(raw),
+        StageKind::Cohort => cohort::resolve(raw),
+    }
+}
+
+/// Output name → path inside the output folder, for a built-in kind with a resolved config.
+pub fn outputs(kind: StageKind, config: &Value) -> BTreeMap<String, String> {
+    let list: Vec<(String, String)> = match kind {
+        StageKind::Command => Vec::new(),
+        StageKind::Synth => synth::outputs(config),
+        StageKind::Cohort => cohort::outputs(config),
+    };
+    list.into_iter().collect()
+}
+
+/// The named inputs of a built-in kind (`None` for `command`, whose deps are free-form).
+pub fn dep_spec(kind: StageKind) -> Option<DepSpec> {
+    match kind {
+        StageKind::Command => None,
+        StageKind::Synth => Some(synth::DEPS),
+        StageKind::Cohort => Some(cohort::DEPS),
+    }
+}
+
+/// Whether the kind's results depend on the tensor backend (so it is part of the key).
+pub fn uses_backend(kind: StageKind) -> bool {
+    match kind {
+        StageKind::Command | StageKind::Synth | StageKind::Cohort => false,
+    }
+}
+
+/// Runs a built-in task inside a worker; returns the stage's metrics. `log` is the task's
+/// standard output file.
+pub fn run_builtin(task: &TaskFile, log: &mut dyn Write) -> Result<Value, String> {
+    match task.kind {
+        StageKind::Command => Err("command stages are run by the worker through `sh`".to_string()),
+        StageKind::Synth => synth::run(task, log),
+        StageKind::Cohort => cohort::run(task, log),
+    }
+}
