@@ -12,6 +12,68 @@ const KINDS: &[(&str, &[&str])] = &[
     // How a command is rendered and run; the command text and its declared `code:` files are
     // added per stage at plan time.
     ("command", &["src/stages/command.rs", "src/dsl/template.rs"]),
+    // The generator, its stage file and the cohort table format it writes.
+    (
+        "synth",
+        &[
+            "src/synth",
+            "src/stages/synth.rs",
+            "src/stages/config.rs",
+            "src/cohort",
+            "src/stats/auc.rs",
+        ],
+    ),
+    // Statistics and the evaluate stage: editing a plot template never recomputes an AUC.
+    (
+        "evaluate",
+        &[
+            "src/stats",
+            "src/stages/evaluate.rs",
+            "src/stages/config.rs",
+        ],
+    ),
+    // The CSV loader, its validation and the cohort table format it writes.
+    (
+        "cohort",
+        &["src/stages/cohort.rs", "src/stages/config.rs", "src/cohort"],
+    ),
+    // The model zoo (burn), the cohort format it reads and each model stage's own file
+    // (`train` and `predict` share helpers in `pretrain.rs`; validation AUC uses `stats/auc.rs`).
+    (
+        "pretrain",
+        &[
+            "src/model",
+            "src/cohort",
+            "src/stages/config.rs",
+            "src/stages/pretrain.rs",
+            "src/stats/auc.rs",
+            "Cargo.lock",
+        ],
+    ),
+    (
+        "train",
+        &[
+            "src/model",
+            "src/cohort",
+            "src/stages/config.rs",
+            "src/stages/train.rs",
+            "src/stages/pretrain.rs",
+            "src/stats/auc.rs",
+            "Cargo.lock",
+        ],
+    ),
+    (
+        "predict",
+        &[
+            "src/model",
+            "src/cohort",
+            "src/stages/config.rs",
+            "src/stages/predict.rs",
+            "src/stages/pretrain.rs",
+            "src/stats/auc.rs",
+            "Cargo.lock",
+        ],
+    ),
 ];
 
 fn files_under(p: &Path, out: &mut Vec<PathBuf>) {

@@ -25,17 +25,17 @@ if [[ ! -f "$PEER" ]]; then
 fi
 
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown), cpus: $(nproc)"
-cargo build --release --quiet --example bench_stats
+cargo build --release --locked --quiet --example bench_stats
 read -r n_small n_large <<<"$SIZES"
-ours=$(cargo run --release --quiet --example bench_stats -- "$n_small" "${n_large:-$n_small}" 1000000 "$B")
+ours=$(cargo run --release --locked --quiet --example bench_stats -- "$n_small" "${n_large:-$n_small}" 1000000 "$B")
 echo "$ours"
 
 field() { sed -n "s/.*$1=\([0-9.e+-]*\).*/\1/p"; }
 
 printf '\n%-10s %-8s %12s %12s %10s\n' "n" "B" "ours (s)" "sklearn (s)" "speed-up"
 for n in $SIZES; do
-    our_s=$(grep "^bootstrap_single n=$n " <<<"$ours" | field seconds)
-    our_p=$(grep "^bootstrap_paired n=$n " <<<"$ours" | field seconds)
+    our_s=$(grep -m1 "^bootstrap_single n=$n " <<<"$ours" | field seconds)
+    our_p=$(grep -m1 "^bootstrap_paired n=$n " <<<"$ours" | field seconds)
     peer_out=$("$PYTHON" "$PEER" "$n" "$B")
     peer_s=$(field seconds <<<"$peer_out")
     printf '%-10s %-8s %12s %12s %9.0fx   (%s)\n' "$n" "$B" "$our_s" "$peer_s" \

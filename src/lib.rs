@@ -11,9 +11,11 @@ pub mod dsl;
 pub mod error;
 pub mod exec;
 pub mod fingerprint;
+pub mod model;
 pub mod plan;
 pub mod stages;
 pub mod stats;
 pub mod store;
+pub mod synth;
 
 pub use error::{Error, Result};

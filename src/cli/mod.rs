@@ -43,6 +43,8 @@ pub struct Cli {
 pub enum Command {
     /// Run every stale stage of an experiment and record the run under runs/EXPERIMENT/
     Run(run::RunArgs),
+    /// Recompute an experiment from scratch in an isolated store (the reviewer's command)
+    Reproduce(run::ReproduceArgs),
     /// Show what `run` would do, and with --explain why each stage would run
     Plan(run::PlanArgs),
     /// Summarize the store and the latest run of each experiment
@@ -141,6 +143,7 @@ fn dispatch(cli: &Cli) -> Result<i32, Error> {
     match &cli.command {
         Command::Run(a) => run::run(&ctx, a),
         Command::Plan(a) => run::plan(&ctx, a),
+        Command::Reproduce(a) => run::reproduce(&ctx, a),
         Command::Status(a) => inspect::status(&ctx, a),
         Command::Ls(a) => inspect::ls(&ctx, a),
         Command::Show(a) => inspect::show(&ctx, a),

@@ -27,6 +27,9 @@ pub struct RunArgs {
     /// `slurm`, stages marked `executor: local` still run here
     #[arg(long, value_name = "KIND", value_parser = parse_executor)]
     pub executor: Option<ExecutorKind>,
+    /// Tensor backend of training stages: `cpu` or `cuda` [default: the experiment's `backend:`]
+    #[arg(long, value_name = "KIND", value_parser = parse_backend)]
+    pub backend: Option<dsl::Backend>,
     /// At most this many Slurm jobs submitted at once
     #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_jobs: u32,
@@ -85,6 +88,14 @@ pub struct PlanArgs {
     pub json: bool,
 }
 
+fn parse_backend(s: &str) -> Result<dsl::Backend, String> {
+    match s {
+        "cpu" => Ok(dsl::Backend::Cpu),
+        "cuda" => Ok(dsl::Backend::Cuda),
+        _ => Err("expected `cpu` or `cuda`".to_string()),
+    }
+}
+
 fn parse_executor(s: &str) -> Result<ExecutorKind, String> {
     match s {
         "local" => Ok(ExecutorKind::Local),
@@ -97,9 +108,49 @@ fn load(ctx: &Context, file: &Path) -> Result<Experiment, Error> {
     Ok(dsl::load(&ctx.experiment_path(file), &ctx.workspace)?)
 }
 
+#[derive(Debug, Args)]
+pub struct ReproduceArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Reuse the workspace's store instead of recomputing everything in a fresh one
+    #[arg(long)]
+    pub reuse_cache: bool,
+}
+
+/// `reproduce`: the reviewer's command. Everything is recomputed in a new, empty store under
+/// `runs/.reproduce/` (the user's cache is never trusted), then recorded like any run.
+pub fn reproduce(ctx: &Context, args: &ReproduceArgs) -> Result<i32, Error> {
+    if args.reuse_cache {
+        return run(ctx, &args.run);
+    }
+    // Validate first: a rejected experiment must not create the isolated store.
+    load(ctx, &args.run.experiment)?;
+    let id = manifest::new_run_id();
+    let store = ctx.runs.join(".reproduce").join(&id);
+    eprintln!(
+        "{:>12} everything from scratch in an isolated store `{}`",
+        "Reproduce",
+        store
+            .strip_prefix(&ctx.workspace)
+            .unwrap_or(&store)
+            .display()
+    );
+    let isolated = Context {
+        workspace: ctx.workspace.clone(),
+        store,
+        runs: ctx.runs.clone(),
+    };
+    run(&isolated, &args.run)
+}
+
 pub fn run(ctx: &Context, args: &RunArgs) -> Result<i32, Error> {
     let started = SystemTime::now();
-    let exp = load(ctx, &args.experiment)?;
+    let mut exp = load(ctx, &args.experiment)?;
+    if let Some(b) = args.backend {
+        exp.backend = b;
+    }
+    // A CUDA request fails here, before any work, rather than as a panic inside a worker.
+    crate::model::backend::check_backend(exp.backend).map_err(Error::Usage)?;
     let git = git_provenance(&ctx.workspace);
     if args.require_clean
         && let Some(g) = git.as_ref().filter(|g| g.dirty)
@@ -202,7 +253,9 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<i32, Error> {
     let outcome = outcome?;
     let run_id = manifest::new_run_id();
     let m = manifest::build(&exp, &run_id, started, &outcome, manifest::provenance(git));
-    let dir = manifest::write(&ctx.runs, &m, &outcome).map_err(|e| Error::io(&ctx.runs, e))?;
+    let results = evaluation_results(&exp, &store, &outcome);
+    let dir =
+        manifest::write(&ctx.runs, &m, &outcome, &results).map_err(|e| Error::io(&ctx.runs, e))?;
     let counts = m.counts();
     let summary: Vec<String> = ["ran", "fresh", "failed", "skipped", "not_run"]
         .iter()
@@ -310,4 +363,24 @@ pub fn plan(ctx: &Context, args: &PlanArgs) -> Result<i32, Error> {
         }
     }
     Ok(exit::OK)
+}
+
+/// The `results.json` of every evaluate stage that ran or was fresh, by stage name.
+fn evaluation_results(
+    exp: &Experiment,
+    store: &crate::store::Store,
+    outcome: &exec::RunOutcome,
+) -> Vec<(String, PathBuf)> {
+    exp.stages
+        .iter()
+        .zip(&outcome.stages)
+        .filter(|(s, _)| s.kind == crate::dsl::StageKind::Evaluate)
+        .filter_map(|(s, o)| match o {
+            exec::StageOutcome::Ran(r) | exec::StageOutcome::Fresh(r) => {
+                let out = r.outs.get("results")?;
+                Some((s.name.clone(), store.object_path(&r.object).join(&out.path)))
+            }
+            _ => None,
+        })
+        .collect()
 }

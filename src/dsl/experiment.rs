@@ -44,17 +44,36 @@ pub enum StageKind {
     Synth,
     /// A real cohort loaded from CSV files.
     Cohort,
+    /// AUCs, intervals and comparisons of gathered predictions.
+    Evaluate,
+    /// JEPA or supervised pretraining of the token encoder.
+    Pretrain,
+    /// A classifier trained from scratch or from a pretrained encoder.
+    Train,
+    /// Per-patient scores of a trained classifier on test cohorts.
+    Predict,
 }
 
 impl StageKind {
-    pub const ALL: &'static [StageKind] =
-        &[StageKind::Command, StageKind::Synth, StageKind::Cohort];
+    pub const ALL: &'static [StageKind] = &[
+        StageKind::Command,
+        StageKind::Synth,
+        StageKind::Cohort,
+        StageKind::Evaluate,
+        StageKind::Pretrain,
+        StageKind::Train,
+        StageKind::Predict,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             StageKind::Command => "command",
             StageKind::Synth => "synth",
             StageKind::Cohort => "cohort",
+            StageKind::Evaluate => "evaluate",
+            StageKind::Pretrain => "pretrain",
+            StageKind::Train => "train",
+            StageKind::Predict => "predict",
         }
     }
 

@@ -269,8 +269,7 @@ impl Ctx<'_> {
         }
         if let Some(want) = stages::dep_spec(kind) {
             for dep in spec.deps.keys() {
-                if !want.required.contains(&dep.as_str()) && !want.optional.contains(&dep.as_str())
-                {
+                if !want.accepts(dep) {
                     let mut known: Vec<String> =
                         want.required.iter().map(|d| format!("`{d}`")).collect();
                     known.extend(want.optional.iter().map(|d| format!("`{d}` (optional)")));

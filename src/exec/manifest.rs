@@ -191,10 +191,15 @@ pub fn build(
 }
 
 /// Writes the run folder: manifest, logs of stages that ran or failed, and the `latest` link.
+///
+/// `results` are the results files of the run's `evaluate` stages (stage name → path in the
+/// store): one is copied as `results.json`; several are gathered into one `results.json` keyed by
+/// stage name.
 pub fn write(
     runs_dir: &Path,
     manifest: &RunManifest,
     outcome: &RunOutcome,
+    results: &[(String, PathBuf)],
 ) -> std::io::Result<PathBuf> {
     let exp_dir = runs_dir.join(&manifest.experiment);
     let dir = exp_dir.join(&manifest.run_id);
@@ -212,6 +217,24 @@ pub fn write(
             file,
             format!("--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}"),
         )?;
+    }
+    match results {
+        [] => {}
+        [(_, one)] => {
+            fs::copy(one, dir.join("results.json"))?;
+        }
+        many => {
+            let mut all = serde_json::Map::new();
+            for (stage, path) in many {
+                let v: serde_json::Value =
+                    serde_json::from_slice(&fs::read(path)?).map_err(std::io::Error::other)?;
+                all.insert(stage.clone(), v);
+            }
+            super::task::write_json_atomic(
+                &dir.join("results.json"),
+                &serde_json::json!({"evaluations": all}),
+            )?;
+        }
     }
     super::task::write_json_atomic(&dir.join("manifest.json"), manifest)?;
     // Replace the `latest` link atomically: a reader never finds it missing.

@@ -801,7 +801,7 @@ mod tests {
         assert_eq!(lines[4], "#SBATCH --cpus-per-task=4");
         assert_eq!(
             lines.last().copied(),
-            Some("exec '/opt/my tools/orchestrate' worker --task '/store/scratch/t-1/task.json'")
+            Some("exec '/opt/my tools/orchestrate' worker --task /store/scratch/t-1/task.json")
         );
         assert!(!s.contains("--gres"), "no GPU option for a CPU job");
     }

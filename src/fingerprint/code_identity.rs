@@ -12,3 +12,19 @@ pub fn builtin_code_identity(kind: StageKind) -> &'static str {
         .map(|(_, id)| *id)
         .expect("build.rs lists every stage kind")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_stage_kind_has_a_code_identity() {
+        for kind in StageKind::ALL {
+            assert!(
+                KIND_IDENTITY.iter().any(|(k, _)| *k == kind.name()),
+                "build.rs has no code identity for `{}`",
+                kind.name()
+            );
+        }
+    }
+}

@@ -5,7 +5,11 @@
 pub mod cohort;
 pub mod command;
 pub mod config;
+pub mod evaluate;
+pub mod predict;
+pub mod pretrain;
 pub mod synth;
+pub mod train;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -17,11 +21,20 @@ pub use config::ConfigError;
 use crate::dsl::StageKind;
 use crate::exec::task::TaskFile;
 
-/// The dependencies a built-in kind reads, by name.
+/// The dependencies a built-in kind reads, by name. `"*"` among the optional names accepts any
+/// other name too (e.g. `evaluate` reads every dep but `truth` as a scores file).
 #[derive(Debug, Clone, Copy)]
 pub struct DepSpec {
     pub required: &'static [&'static str],
     pub optional: &'static [&'static str],
+}
+
+impl DepSpec {
+    pub fn accepts(&self, name: &str) -> bool {
+        self.required.contains(&name)
+            || self.optional.contains(&name)
+            || self.optional.contains(&"*")
+    }
 }
 
 /// Validates a built-in kind's config and returns it with every default filled in.
@@ -30,6 +43,10 @@ pub fn resolve_config(kind: StageKind, raw: &Value) -> Result<Value, ConfigError
         StageKind::Command => Ok(Value::Null),
         StageKind::Synth => synth::resolve(raw),
         StageKind::Cohort => cohort::resolve(raw),
+        StageKind::Evaluate => evaluate::resolve(raw),
+        StageKind::Pretrain => pretrain::resolve(raw),
+        StageKind::Train => train::resolve(raw),
+        StageKind::Predict => predict::resolve(raw),
     }
 }
 
@@ -39,23 +56,32 @@ pub fn outputs(kind: StageKind, config: &Value) -> BTreeMap<String, String> {
         StageKind::Command => Vec::new(),
         StageKind::Synth => synth::outputs(config),
         StageKind::Cohort => cohort::outputs(config),
+        StageKind::Evaluate => evaluate::outputs(config),
+        StageKind::Pretrain => pretrain::outputs(config),
+        StageKind::Train => train::outputs(config),
+        StageKind::Predict => predict::outputs(config),
     };
     list.into_iter().collect()
 }
 
-/// The named inputs of a built-in kind (`None` for `command`, whose deps are free-form).
+/// The named inputs of a built-in kind; `None` where deps are free-form: `command`, and `cohort`,
+/// whose config names the deps it reads (checked when the stage runs).
 pub fn dep_spec(kind: StageKind) -> Option<DepSpec> {
     match kind {
-        StageKind::Command => None,
+        StageKind::Command | StageKind::Cohort => None,
         StageKind::Synth => Some(synth::DEPS),
-        StageKind::Cohort => Some(cohort::DEPS),
+        StageKind::Evaluate => Some(evaluate::DEPS),
+        StageKind::Pretrain => Some(pretrain::DEPS),
+        StageKind::Train => Some(train::DEPS),
+        StageKind::Predict => Some(predict::DEPS),
     }
 }
 
 /// Whether the kind's results depend on the tensor backend (so it is part of the key).
 pub fn uses_backend(kind: StageKind) -> bool {
     match kind {
-        StageKind::Command | StageKind::Synth | StageKind::Cohort => false,
+        StageKind::Command | StageKind::Synth | StageKind::Cohort | StageKind::Evaluate => false,
+        StageKind::Pretrain | StageKind::Train | StageKind::Predict => true,
     }
 }
 
@@ -66,5 +92,9 @@ pub fn run_builtin(task: &TaskFile, log: &mut dyn Write) -> Result<Value, String
         StageKind::Command => Err("command stages are run by the worker through `sh`".to_string()),
         StageKind::Synth => synth::run(task, log),
         StageKind::Cohort => cohort::run(task, log),
+        StageKind::Evaluate => evaluate::run(task, log),
+        StageKind::Pretrain => pretrain::run(task, log),
+        StageKind::Train => train::run(task, log),
+        StageKind::Predict => predict::run(task, log),
     }
 }

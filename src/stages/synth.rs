@@ -2,15 +2,17 @@
 //!
 //! Outputs one cohort folder per split (`unlabeled`, `incomplete`, `finetune`, `internal`,
 //! `external`, disjoint patient ids) and `truth.json` with the Bayes AUC of each test cohort.
+//! The generator itself lives in [`crate::synth`]; this file only reads the config, writes the
+//! folders and reports metrics.
 
 use std::io::Write;
 
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::DepSpec;
-use super::config::{ConfigError, typed};
+use super::config::{ConfigError, from_task, typed};
 use crate::exec::task::TaskFile;
+pub use crate::synth::SynthConfig;
 
 /// A synth stage reads nothing.
 pub const DEPS: DepSpec = DepSpec {
@@ -26,63 +28,13 @@ pub const SPLITS: [&str; 5] = [
     "external",
 ];
 
-/// The knobs of the synthetic environment (PAPER.md, "Proposal: the synthetic environment").
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SynthConfig {
-    /// ρ: share of the label explained by causes common to both modalities.
-    pub rho: f64,
-    /// Strength of the external cohort's shift (clinical loadings, z_s mean, scanner).
-    pub shift: f64,
-    /// λ: label leak into the internal clinical record (pre-diagnosis codes).
-    pub leak: f64,
-    /// Share of patients of the labeled incomplete set missing one modality.
-    pub missing: f64,
-    /// η: probability that a label is flipped.
-    pub label_noise: f64,
-    /// α: scale of the label logit.
-    pub alpha: f64,
-    /// Intercept b of the label logit.
-    pub bias: f64,
-    pub n_unlabeled: usize,
-    pub n_incomplete: usize,
-    pub n_finetune: usize,
-    pub n_internal: usize,
-    pub n_external: usize,
-    /// Dimension of each latent cause (z_s, u_i, u_c).
-    pub latent_dim: usize,
-    pub img_tokens: usize,
-    pub img_width: usize,
-    pub clin_tokens: usize,
-    pub clin_width: usize,
-}
-
-impl Default for SynthConfig {
-    fn default() -> Self {
-        SynthConfig {
-            rho: 0.5,
-            shift: 1.0,
-            leak: 1.0,
-            missing: 0.5,
-            label_noise: 0.05,
-            alpha: 3.0,
-            bias: -1.0,
-            n_unlabeled: 4000,
-            n_incomplete: 2000,
-            n_finetune: 300,
-            n_internal: 1000,
-            n_external: 1000,
-            latent_dim: 4,
-            img_tokens: 5,
-            img_width: 16,
-            clin_tokens: 4,
-            clin_width: 16,
-        }
-    }
-}
-
 pub fn resolve(raw: &Value) -> Result<Value, ConfigError> {
-    typed::<SynthConfig>(raw).map(|(_, json)| json)
+    let (cfg, json) = typed::<SynthConfig>(raw)?;
+    cfg.check().map_err(|(key, message)| ConfigError {
+        path: vec![key.to_string()],
+        message,
+    })?;
+    Ok(json)
 }
 
 pub fn outputs(_config: &Value) -> Vec<(String, String)> {
@@ -94,6 +46,139 @@ pub fn outputs(_config: &Value) -> Vec<(String, String)> {
     out
 }
 
-pub fn run(_task: &TaskFile, _log: &mut dyn Write) -> Result<Value, String> {
-    Err("the synthetic environment is being built (issue 3)".to_string())
+fn metric(v: Option<&Option<f64>>) -> Value {
+    v.copied().flatten().map_or(Value::Null, |x| json!(x))
+}
+
+pub fn run(task: &TaskFile, log: &mut dyn Write) -> Result<Value, String> {
+    let cfg: SynthConfig = from_task(&task.config)?;
+    cfg.check()
+        .map_err(|(key, message)| format!("config {key}: {message}"))?;
+    let study = crate::synth::generate(&cfg, task.seed);
+    for cohort in &study.cohorts {
+        cohort
+            .write(&task.out_dir.join(&cohort.name))
+            .map_err(|e| format!("{e}"))?;
+    }
+    let truth = &study.truth;
+    let doc = json!({
+        "bayes_auc": truth.bayes_auc,
+        "prevalence": truth.prevalence,
+        "n": truth.n,
+        "seed": task.seed,
+        "config": task.config,
+    });
+    let path = task.out_dir.join("truth.json");
+    let bytes = serde_json::to_vec_pretty(&doc).map_err(|e| e.to_string())?;
+    std::fs::write(&path, bytes).map_err(|e| format!("cannot write `truth.json`: {e}"))?;
+
+    let fmt = |v: Option<&Option<f64>>| match v.copied().flatten() {
+        Some(x) => format!("{x:.3}"),
+        None => "undefined".to_string(),
+    };
+    let sizes: Vec<String> = study
+        .cohorts
+        .iter()
+        .map(|c| format!("{} {}", c.name, c.n))
+        .collect();
+    let summary = format!(
+        "synth: seed {}, rho {}, leak {}, shift {}; {}\nbayes AUC internal {}, external {}; prevalence internal {}, external {}\n",
+        task.seed,
+        cfg.rho,
+        cfg.leak,
+        cfg.shift,
+        sizes.join(", "),
+        fmt(truth.bayes_auc.get("internal")),
+        fmt(truth.bayes_auc.get("external")),
+        fmt(truth.prevalence.get("internal")),
+        fmt(truth.prevalence.get("external")),
+    );
+    log.write_all(summary.as_bytes())
+        .map_err(|e| format!("cannot write the log: {e}"))?;
+
+    let mut metrics = serde_json::Map::new();
+    for split in ["internal", "external"] {
+        metrics.insert(
+            format!("bayes_auc_{split}"),
+            metric(truth.bayes_auc.get(split)),
+        );
+    }
+    for (split, p) in &truth.prevalence {
+        metrics.insert(format!("prevalence_{split}"), metric(Some(p)));
+    }
+    for (split, n) in &truth.n {
+        metrics.insert(format!("n_{split}"), json!(n));
+    }
+    Ok(Value::Object(metrics))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cohort::Cohort;
+    use crate::dsl::StageKind;
+    use std::collections::BTreeMap;
+
+    fn task(dir: &std::path::Path, config: Value) -> TaskFile {
+        TaskFile {
+            format: crate::exec::task::TASK_FORMAT,
+            stage: "synth".into(),
+            kind: StageKind::Synth,
+            workspace: dir.to_path_buf(),
+            scratch: dir.to_path_buf(),
+            out_dir: dir.join("out"),
+            outs: BTreeMap::new(),
+            command: None,
+            config: resolve(&config).expect("valid config"),
+            inputs: BTreeMap::new(),
+            seed: 3,
+            threads: 1,
+            devices: Vec::new(),
+            pin_devices: true,
+            backend: Default::default(),
+        }
+    }
+
+    #[test]
+    fn defaults_are_filled_and_ranges_checked() {
+        let full = resolve(&Value::Null).expect("defaults");
+        assert_eq!(full["rho"], 0.5);
+        assert_eq!(full["n_internal"], 1000);
+        assert_eq!(resolve(&json!({"rho": 0.5})).expect("explicit"), full);
+        let err = resolve(&json!({"rho": 2.0})).unwrap_err();
+        assert_eq!(err.path, ["rho"]);
+        let err = resolve(&json!({"rhoo": 0.5})).unwrap_err();
+        assert!(err.message.contains("unknown field"), "{}", err.message);
+    }
+
+    #[test]
+    fn run_writes_every_split_and_the_truth() {
+        let d = tempfile::tempdir().expect("tmp");
+        let t = task(
+            d.path(),
+            json!({"n_unlabeled": 20, "n_incomplete": 20, "n_finetune": 20, "n_internal": 200, "n_external": 200}),
+        );
+        let mut log = Vec::new();
+        let metrics = run(&t, &mut log).expect("runs");
+        for (name, rel) in outputs(&t.config) {
+            assert!(t.out_dir.join(&rel).exists(), "output {name}");
+        }
+        let internal = Cohort::read(&t.out_dir.join("internal")).expect("cohort");
+        assert_eq!(internal.n, 200);
+        let truth: Value =
+            serde_json::from_slice(&std::fs::read(t.out_dir.join("truth.json")).expect("truth"))
+                .expect("json");
+        assert_eq!(
+            truth["bayes_auc"]["internal"],
+            metrics["bayes_auc_internal"]
+        );
+        assert_eq!(truth["n"]["external"], 200);
+        assert_eq!(truth["config"]["n_external"], 200);
+        assert!(metrics["prevalence_internal"].is_number());
+        assert!(
+            String::from_utf8(log)
+                .expect("utf8")
+                .contains("bayes AUC internal")
+        );
+    }
 }

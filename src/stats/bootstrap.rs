@@ -22,7 +22,7 @@ use super::auc::{Direction, TieGroups, auc_from_twice_u};
 use super::delong::{check_level, std_normal, two_sided_normal_p};
 use super::rng::ResampleRng;
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use statrs::distribution::ContinuousCDF;
 use std::collections::HashMap;
 
@@ -51,7 +51,7 @@ impl Default for BootstrapConfig {
 }
 
 /// How an interval is read from the resampled statistics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum IntervalMethod {
     /// Quantiles (R type 7) of the resampled values at (1 − level)/2 and (1 + level)/2.

@@ -8,11 +8,11 @@
 use super::StatsError;
 use super::auc::{Direction, validate};
 use super::delong::{check_level, normal_critical};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use statrs::distribution::{Beta, ContinuousCDF};
 
 /// Which binomial interval to report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ProportionInterval {
     /// Wilson score interval, no continuity correction. The default.

@@ -140,8 +140,14 @@ mod tests {
     fn streams_are_reproducible_and_distinct() {
         let a: Vec<u64> = (0..4).map(|_| Rng::stream(7, "a").next_u64()).collect();
         assert!(a.windows(2).all(|w| w[0] == w[1]));
-        assert_ne!(Rng::stream(7, "a").next_u64(), Rng::stream(7, "b").next_u64());
-        assert_ne!(Rng::stream(7, "a").next_u64(), Rng::stream(8, "a").next_u64());
+        assert_ne!(
+            Rng::stream(7, "a").next_u64(),
+            Rng::stream(7, "b").next_u64()
+        );
+        assert_ne!(
+            Rng::stream(7, "a").next_u64(),
+            Rng::stream(8, "a").next_u64()
+        );
     }
 
     #[test]

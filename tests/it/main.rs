@@ -3,6 +3,8 @@
 mod cache_rules;
 mod cli;
 mod common;
+mod data_stages;
+mod evaluate;
 mod faults;
 mod malformed;
 mod slurm;

@@ -35,9 +35,16 @@ stop_pids() {
   sleep 0.5
 }
 
-# Exact process names only: nothing but the daemons themselves is matched.
+# Pids of the processes whose name is exactly $1 (a minimal image may lack pgrep).
+pids_named() {
+  local f
+  for f in /proc/[0-9]*/comm; do
+    if [ "$(cat "$f" 2>/dev/null)" = "$1" ]; then f="${f#/proc/}"; echo "${f%/comm}"; fi
+  done
+}
+
 log "stopping old daemons"
-mapfile -t old < <(pgrep -x slurmd; pgrep -x slurmctld)
+mapfile -t old < <(pids_named slurmd; pids_named slurmctld)
 stop_pids "${old[@]}"
 
 # munge: a key, a fresh socket folder (tmpfs, gone after a reboot), the daemon as the munge user.
@@ -51,15 +58,15 @@ chmod 0700 /etc/munge
 chmod 0400 /etc/munge/munge.key
 mkdir -p /var/lib/munge /var/log/munge
 chown munge:munge /var/lib/munge /var/log/munge
-if ! pgrep -x munged >/dev/null || ! munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
-  mapfile -t old < <(pgrep -x munged)
+if [ -z "$(pids_named munged)" ] || ! munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
+  mapfile -t old < <(pids_named munged)
   stop_pids "${old[@]}"
   rm -rf /run/munge
   mkdir -p /run/munge
   chown munge:munge /run/munge
   chmod 0755 /run/munge
   log "starting munged"
-  su -s /bin/sh munge -c "munged --force"
+  runuser -u munge -- munged --force
   for i in $(seq 1 50); do
     munge -n 2>/dev/null | unmunge >/dev/null 2>&1 && break
     [ "$i" -eq 50 ] && die "munged does not answer"

@@ -1,0 +1,129 @@
+//! Tensor backends: burn's ndarray backend with autodiff on CPU (always built), and under the
+//! `cuda` feature burn-cuda. [`run_on`] runs a job generic over the backend chosen at run time.
+//!
+//! A CUDA request is checked before any work: the feature must be compiled in and the driver
+//! library must load and report a device ([`cuda_available`]); burn's own failure would be a
+//! panic inside one of its threads.
+
+use burn::tensor::backend::AutodiffBackend;
+
+use crate::dsl::Backend;
+
+/// The CPU training backend.
+pub type CpuBackend = burn::backend::Autodiff<burn::backend::NdArray<f32>>;
+
+/// The CUDA training backend.
+#[cfg(feature = "cuda")]
+pub type CudaBackend = burn::backend::Autodiff<burn::backend::Cuda<f32, i32>>;
+
+/// What a stage's record says about where it ran.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DeviceInfo {
+    /// `cpu` or `cuda`.
+    pub backend: String,
+    /// The device, e.g. `ndarray-cpu` or `cuda:0`.
+    pub device: String,
+}
+
+/// A computation written once for any autodiff backend.
+pub trait BackendJob {
+    type Output;
+    fn run<B: AutodiffBackend>(self, device: B::Device, info: &DeviceInfo) -> Self::Output;
+}
+
+/// Why a backend cannot be used here.
+pub fn check_backend(backend: Backend) -> Result<(), String> {
+    match backend {
+        Backend::Cpu => Ok(()),
+        Backend::Cuda => {
+            if !cfg!(feature = "cuda") {
+                return Err("backend `cuda` was requested but this binary was built without CUDA support: rebuild with `cargo build --release --features cuda`, or use `--backend cpu`".to_string());
+            }
+            cuda_available().map_err(|why| {
+                format!("backend `cuda` was requested but no usable CUDA driver was found: {why}")
+            })
+        }
+    }
+}
+
+/// Runs `job` on `backend` (checked first).
+pub fn run_on<J: BackendJob>(backend: Backend, job: J) -> Result<J::Output, String> {
+    check_backend(backend)?;
+    match backend {
+        Backend::Cpu => {
+            let info = DeviceInfo {
+                backend: "cpu".to_string(),
+                device: "ndarray-cpu".to_string(),
+            };
+            Ok(job.run::<CpuBackend>(Default::default(), &info))
+        }
+        #[cfg(feature = "cuda")]
+        Backend::Cuda => {
+            let info = DeviceInfo {
+                backend: "cuda".to_string(),
+                device: "cuda:0".to_string(),
+            };
+            Ok(job.run::<CudaBackend>(Default::default(), &info))
+        }
+        #[cfg(not(feature = "cuda"))]
+        Backend::Cuda => Err("backend `cuda` is not compiled into this binary".to_string()),
+    }
+}
+
+/// Loads the CUDA driver library (`libcuda.so.1`), initializes it and counts devices. Leaves the
+/// library loaded on success (burn loads it again).
+pub fn cuda_available() -> Result<(), String> {
+    // SAFETY: dlopen/dlsym/dlerror are called with NUL-terminated names; the symbols are cast to
+    // the driver API's documented C signatures `CUresult cuInit(unsigned)` and
+    // `CUresult cuDeviceGetCount(int*)`.
+    unsafe {
+        let handle = libc::dlopen(c"libcuda.so.1".as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL);
+        if handle.is_null() {
+            let err = libc::dlerror();
+            let why = if err.is_null() {
+                "unknown error".to_string()
+            } else {
+                std::ffi::CStr::from_ptr(err).to_string_lossy().into_owned()
+            };
+            return Err(format!("cannot load `libcuda.so.1` ({why})"));
+        }
+        let init = libc::dlsym(handle, c"cuInit".as_ptr());
+        let count = libc::dlsym(handle, c"cuDeviceGetCount".as_ptr());
+        if init.is_null() || count.is_null() {
+            libc::dlclose(handle);
+            return Err("`libcuda.so.1` lacks `cuInit`/`cuDeviceGetCount`".to_string());
+        }
+        let init: extern "C" fn(u32) -> i32 = std::mem::transmute(init);
+        let count: extern "C" fn(*mut i32) -> i32 = std::mem::transmute(count);
+        let rc = init(0);
+        if rc != 0 {
+            return Err(format!("`cuInit` failed with CUDA error {rc}"));
+        }
+        let mut n = 0i32;
+        let rc = count(&mut n);
+        if rc != 0 {
+            return Err(format!("`cuDeviceGetCount` failed with CUDA error {rc}"));
+        }
+        if n < 1 {
+            return Err("the CUDA driver reports no device".to_string());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_is_always_available() {
+        assert!(check_backend(Backend::Cpu).is_ok());
+    }
+
+    #[cfg(not(feature = "cuda"))]
+    #[test]
+    fn cuda_without_the_feature_is_a_clear_error() {
+        let e = check_backend(Backend::Cuda).unwrap_err();
+        assert!(e.contains("built without CUDA support"), "{e}");
+    }
+}

@@ -1,0 +1,206 @@
+//! `train` stages: a classifier (`model_class` imaging, clinical or multimodal) trained with BCE on
+//! a labeled finetune cohort, from scratch or from a `pretrain` stage's weights, with a stratified
+//! validation split, early stopping on validation loss and the best checkpoint kept.
+//!
+//! Deps: `data` (labeled cohort), `init` (optional: a `pretrain` stage's `model`, the role of the
+//! lab's `pretrained_model`). With `init`, the architecture is the pretrained one and the config's
+//! size keys are ignored. Outputs: `model`, `curve`. Metrics: best epoch, best validation loss
+//! (and AUC), backend and device.
+
+use std::io::Write;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::DepSpec;
+use super::config::{ConfigError, from_task, typed};
+use super::pretrain::{LrSchedule, check_common, logger, one_input, read_cohort, write_json};
+use crate::exec::task::TaskFile;
+use crate::model::pipeline::{self, Init, InitFrom};
+use crate::model::train::TrainSettings;
+use crate::model::{Arch, ModelClass, OptimSettings};
+
+pub const DEPS: DepSpec = DepSpec {
+    required: &["data"],
+    optional: &["init"],
+};
+
+/// The `train` config (the lab's flat keys plus I-JEPA's optimizer names).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// `imaging`, `clinical` or `multimodal`: which modalities the classifier sees.
+    pub model_class: ModelClass,
+    /// Which encoder of a JEPA `init` to start from: `target` (EMA) or `context`.
+    pub init_from: InitFrom,
+    /// Seed of this stage's RNG streams; `null` uses the stage's seed.
+    pub random_seed: Option<u64>,
+    /// Share of each label class held out for validation (early stopping).
+    pub val_fraction: f64,
+    /// Epochs without a lower validation loss before stopping.
+    pub patience: usize,
+    pub embedding_dim: usize,
+    pub depth: usize,
+    pub heads: usize,
+    pub dim_head: usize,
+    pub mlp_dim: usize,
+    pub dropout: f64,
+    pub batch_size: usize,
+    /// Maximum epochs.
+    pub epochs: usize,
+    /// Peak learning rate.
+    pub lr: f64,
+    pub start_lr: f64,
+    pub final_lr: f64,
+    /// Linear warmup in optimizer steps.
+    pub warmup_steps: usize,
+    pub schedule: LrSchedule,
+    /// AdamW weight decay, cosine from `weight_decay` to `final_weight_decay`; never on biases,
+    /// norms or 1-D parameters.
+    pub weight_decay: f64,
+    pub final_weight_decay: f64,
+    /// Clip gradients to this global L2 norm (0 = off).
+    pub clip_grad: f64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            model_class: ModelClass::Multimodal,
+            init_from: InitFrom::Target,
+            random_seed: None,
+            val_fraction: 0.2,
+            patience: 10,
+            embedding_dim: 32,
+            depth: 2,
+            heads: 4,
+            dim_head: 8,
+            mlp_dim: 64,
+            dropout: 0.1,
+            batch_size: 32,
+            epochs: 60,
+            lr: 5e-4,
+            start_lr: 5e-5,
+            final_lr: 1e-6,
+            warmup_steps: 20,
+            schedule: LrSchedule::Cosine,
+            weight_decay: 0.05,
+            final_weight_decay: 0.05,
+            clip_grad: 1.0,
+        }
+    }
+}
+
+impl TrainConfig {
+    fn check(&self) -> Result<(), ConfigError> {
+        check_common(
+            self.embedding_dim,
+            self.depth,
+            self.heads,
+            self.dim_head,
+            self.mlp_dim,
+            self.dropout,
+            self.batch_size,
+            self.epochs,
+            &[
+                ("lr", self.lr),
+                ("start_lr", self.start_lr),
+                ("final_lr", self.final_lr),
+                ("weight_decay", self.weight_decay),
+                ("final_weight_decay", self.final_weight_decay),
+                ("clip_grad", self.clip_grad),
+            ],
+            self.val_fraction,
+        )?;
+        if self.lr <= 0.0 {
+            return Err(ConfigError {
+                path: vec!["lr".to_string()],
+                message: "must be > 0".to_string(),
+            });
+        }
+        Ok(())
+    }
+}
+
+pub fn resolve(raw: &Value) -> Result<Value, ConfigError> {
+    let (cfg, json) = typed::<TrainConfig>(raw)?;
+    cfg.check()?;
+    Ok(json)
+}
+
+pub fn outputs(_config: &Value) -> Vec<(String, String)> {
+    vec![
+        ("model".to_string(), "model".to_string()),
+        ("curve".to_string(), "curve.json".to_string()),
+    ]
+}
+
+pub fn run(task: &TaskFile, log: &mut dyn Write) -> Result<Value, String> {
+    let cfg: TrainConfig = from_task(&task.config)?;
+    let data_dir = one_input(task, "data")?.ok_or("dependency `data` is missing")?;
+    let cohort = read_cohort(data_dir)?;
+    let init = one_input(task, "init")?.map(|dir| Init {
+        dir,
+        from: cfg.init_from,
+    });
+    let from_pretrained = init.is_some();
+    let settings = TrainSettings {
+        arch: Arch {
+            img_tokens: cohort.imaging.tokens,
+            img_width: cohort.imaging.width,
+            clin_tokens: cohort.clinical.tokens,
+            clin_width: cohort.clinical.width,
+            dim: cfg.embedding_dim,
+            depth: cfg.depth,
+            heads: cfg.heads,
+            dim_head: cfg.dim_head,
+            mlp_dim: cfg.mlp_dim,
+            dropout: cfg.dropout,
+        },
+        optim: OptimSettings {
+            lr: cfg.lr,
+            start_lr: cfg.start_lr,
+            final_lr: cfg.final_lr,
+            warmup_steps: cfg.warmup_steps,
+            cosine: cfg.schedule == LrSchedule::Cosine,
+            weight_decay: cfg.weight_decay,
+            final_weight_decay: cfg.final_weight_decay,
+            clip_grad: cfg.clip_grad,
+        },
+        epochs: cfg.epochs,
+        batch_size: cfg.batch_size,
+        val_fraction: cfg.val_fraction,
+        patience: cfg.patience,
+        seed: cfg.random_seed.unwrap_or(task.seed),
+    };
+    let model_dir = task.out_dir.join("model");
+    let mut logf = logger(log);
+    let (out, info) = pipeline::train(
+        task.backend,
+        &cohort,
+        cfg.model_class,
+        init,
+        settings,
+        false,
+        &model_dir,
+        &mut logf,
+    )?;
+    write_json(
+        task.out_dir.join("curve.json"),
+        &json!({"model_class": cfg.model_class, "epochs": out.epochs}),
+    )?;
+    Ok(json!({
+        "model_class": cfg.model_class,
+        "pretrained": from_pretrained,
+        "best_epoch": out.best_epoch,
+        "best_val_loss": out.best_val_loss,
+        "best_val_auc": out.best_val_auc,
+        "stopped_early": out.stopped_early,
+        "epochs": out.epochs.len(),
+        "steps": out.steps,
+        "n_train": out.n_train,
+        "n_val": out.n_val,
+        "backend": info.backend,
+        "device": info.device,
+    }))
+}
