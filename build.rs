@@ -74,6 +74,16 @@ const KINDS: &[(&str, &[&str])] = &[
             "Cargo.lock",
         ],
     ),
+    // The report renderer and its templates only: editing a template re-renders, retrains nothing.
+    (
+        "report",
+        &[
+            "src/report",
+            "templates",
+            "src/stages/report.rs",
+            "src/stages/config.rs",
+        ],
+    ),
 ];
 
 fn files_under(p: &Path, out: &mut Vec<PathBuf>) {

@@ -13,6 +13,7 @@ pub mod exec;
 pub mod fingerprint;
 pub mod model;
 pub mod plan;
+pub mod report;
 pub mod stages;
 pub mod stats;
 pub mod store;

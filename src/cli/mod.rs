@@ -2,8 +2,10 @@
 //! printing and exit codes. Each subcommand lives in its own file and calls into the library;
 //! no pipeline logic lives here.
 
+mod compare;
 mod gc;
 mod inspect;
+mod report;
 mod run;
 pub mod stats_cmd;
 
@@ -57,6 +59,10 @@ pub enum Command {
     Gc(gc::GcArgs),
     /// AUCs with DeLong and bootstrap intervals, and paired comparisons, for any predictions CSV
     Stats(stats_cmd::StatsArgs),
+    /// Re-render a run's HTML report from its folder, recomputing nothing
+    Report(report::ReportArgs),
+    /// One HTML report across runs or a sweep's variants: every cell's AUC and its difference to a baseline
+    Compare(compare::CompareArgs),
     /// Run one task file (used by executors; not for direct use)
     #[command(hide = true)]
     Worker(WorkerArgs),
@@ -148,6 +154,8 @@ fn dispatch(cli: &Cli) -> Result<i32, Error> {
         Command::Ls(a) => inspect::ls(&ctx, a),
         Command::Show(a) => inspect::show(&ctx, a),
         Command::Gc(a) => gc::gc(&ctx, a),
+        Command::Report(a) => report::report(&ctx, a),
+        Command::Compare(a) => compare::compare(&ctx, a),
         Command::Stats(a) => {
             print!("{}", stats_cmd::execute(a)?);
             Ok(exit::OK)

@@ -256,6 +256,10 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<i32, Error> {
     let results = evaluation_results(&exp, &store, &outcome);
     let dir =
         manifest::write(&ctx.runs, &m, &outcome, &results).map_err(|e| Error::io(&ctx.runs, e))?;
+    // The run report: results with the run's provenance; a failure to render fails nothing.
+    if let Err(e) = crate::report::run::write_run_report(&exp, &outcome, &dir, &ctx.store) {
+        eprintln!("{:>12} no report.html: {e}", "Warning");
+    }
     let counts = m.counts();
     let summary: Vec<String> = ["ran", "fresh", "failed", "skipped", "not_run"]
         .iter()

@@ -52,6 +52,8 @@ pub enum StageKind {
     Train,
     /// Per-patient scores of a trained classifier on test cohorts.
     Predict,
+    /// A self-contained HTML report of an evaluation's results.
+    Report,
 }
 
 impl StageKind {
@@ -63,6 +65,7 @@ impl StageKind {
         StageKind::Pretrain,
         StageKind::Train,
         StageKind::Predict,
+        StageKind::Report,
     ];
 
     pub fn name(self) -> &'static str {
@@ -74,6 +77,7 @@ impl StageKind {
             StageKind::Pretrain => "pretrain",
             StageKind::Train => "train",
             StageKind::Predict => "predict",
+            StageKind::Report => "report",
         }
     }
 

@@ -1,6 +1,6 @@
-//! The dispatcher: schedules stale stages over the DAG within the machine's budget, runs each
-//! attempt as a worker subprocess, verifies and commits results, and is the only code that
-//! writes the index.
+//! The dispatcher: schedules stale stages over the DAG within the machine's budget (Slurm stages
+//! within `--max-jobs` instead), runs each attempt through an executor (a local worker process
+//! or a Slurm job), verifies and commits results, and is the only code that writes the index.
 //!
 //! Commit protocol (DESIGN.md, non-negotiable 5): a worker writes into `scratch/<task>/out`,
 //! then its result file; the dispatcher re-hashes the folder, renames it to

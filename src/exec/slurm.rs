@@ -40,6 +40,8 @@ const QUERY_TIMEOUT: Duration = Duration::from_secs(15);
 /// A job that left the queue without a visible result file gets this long for the file to show
 /// up (shared filesystems cache attributes) unless Slurm says it was killed.
 const RESULT_GRACE: Duration = Duration::from_secs(5);
+/// The same for a job `squeue` never listed: it may not be visible to queries yet.
+const UNSEEN_GRACE: Duration = Duration::from_secs(30);
 /// After Ctrl-C, jobs still listed are cancelled again this often.
 const RECANCEL_EVERY: Duration = Duration::from_secs(5);
 /// After Ctrl-C, an unreachable controller is waited for this long before giving up.
@@ -632,8 +634,13 @@ fn poll_loop(shared: &Shared, base: Duration) {
                     // killed, give a shared filesystem a moment to show the file.
                     let killed = state.is_some_and(|s| s != "COMPLETED");
                     if !cancelling && !killed && !job.result.exists() {
+                        let grace = if job.state.is_some() {
+                            RESULT_GRACE
+                        } else {
+                            UNSEEN_GRACE
+                        };
                         let since = *job.gone_since.get_or_insert(now);
-                        if now.duration_since(since) < RESULT_GRACE {
+                        if now.duration_since(since) < grace {
                             continue;
                         }
                     }

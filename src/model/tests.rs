@@ -230,7 +230,11 @@ fn ema_target_follows_the_context_encoder() {
 fn jepa_loss_falls_well_below_the_mean_baseline_without_collapse() {
     let c = tiny_cohort(256, 7, 0.0);
     let data = Prepared::new(&c, &Normalization::fit(&c), ModelClass::Multimodal).unwrap();
-    let s = jepa_settings(&c, 25, 3);
+    let s = JepaSettings {
+        batch_size: 16,
+        optim: optim(3e-3, 20),
+        ..jepa_settings(&c, 30, 3)
+    };
     let mut lines = Vec::new();
     let (_, out) = pretrain::<B>(&data, &s, &Default::default(), &mut |l| {
         lines.push(l.to_string())

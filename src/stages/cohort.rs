@@ -551,10 +551,14 @@ fn parse_label(cell: &str) -> Result<u8, String> {
     if cell.is_empty() {
         return Err("the label is empty".to_string());
     }
-    match cell.parse::<f64>() {
-        Ok(v) if v == 0.0 => Ok(0),
-        Ok(v) if v == 1.0 => Ok(1),
-        _ => Err(format!("label `{cell}` is not 0 or 1")),
+    let bad = || format!("label `{cell}` is not 0 or 1");
+    let v: f64 = cell.parse().map_err(|_| bad())?;
+    if v == 0.0 {
+        Ok(0)
+    } else if v == 1.0 {
+        Ok(1)
+    } else {
+        Err(bad())
     }
 }
 
@@ -585,6 +589,9 @@ fn parse_features(t: &Table, r: &Record, cols: &[usize]) -> Result<Option<Vec<f3
 // ---------------------------------------------------------------------------------------------
 // Loading
 
+/// Per nodule rank of a scan: the row it came from and its features (`None`: all empty).
+type NoduleSlots = Vec<Option<(usize, Option<Vec<f32>>)>>;
+
 /// A loaded split with where each patient's id came from (for the overlap check).
 struct LoadedSplit {
     cohort: Cohort,
@@ -608,7 +615,7 @@ fn modality(tokens: usize, width: usize, rows: &[Option<Vec<f32>>]) -> Modality 
 }
 
 fn check_split_width(t: &Table, cols: &[usize], tokens: usize, key: &str) -> Result<(), LoadError> {
-    if cols.len() % tokens != 0 {
+    if !cols.len().is_multiple_of(tokens) {
         return Err(LoadError {
             file: t.file.clone(),
             row: Some(1),
@@ -776,7 +783,7 @@ fn load_lab(
         });
     }
     let width = img_cols.len();
-    let mut nodules: HashMap<String, Vec<Option<(usize, Option<Vec<f32>>)>>> = HashMap::new();
+    let mut nodules: HashMap<String, NoduleSlots> = HashMap::new();
     for r in &img.rows {
         let scan = &r.fields[i_id];
         if !scans.contains_key(scan) {
@@ -1075,6 +1082,18 @@ pub fn run(task: &TaskFile, log: &mut dyn Write) -> Result<Value, String> {
         .normalize()
         .map_err(|e| format!("config {}: {}", e.path.join("."), e.message))?;
     let label = cfg.label_column().to_string();
+    // A declared dep no split reads is most likely a typo in `splits`: refuse it.
+    let referenced: Vec<&String> = cfg
+        .splits
+        .values()
+        .flat_map(|f| [&f.clinical, &f.imaging, &f.table])
+        .flatten()
+        .collect();
+    if let Some(unused) = task.inputs.keys().find(|d| !referenced.contains(d)) {
+        return Err(format!(
+            "dep `{unused}` is not read by any split: reference it under `config.splits` or remove it"
+        ));
+    }
     let mut loaded = Vec::with_capacity(cfg.splits.len());
     // Splits in the fixed order of SPLIT_NAMES, so messages and logs never depend on map order.
     for split in SPLIT_NAMES {
@@ -1550,6 +1569,25 @@ mod tests {
         let err = run(&t, &mut Vec::new()).unwrap_err();
         assert!(
             err.contains("`internal_img` is not a dep of this stage"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_unused_dep_is_refused() {
+        let d = tempfile::tempdir().expect("tmp");
+        let t = task(
+            d.path(),
+            lab_config(&["internal"]),
+            &[
+                ("internal_clin", CLIN),
+                ("internal_img", IMG),
+                ("extra", CLIN),
+            ],
+        );
+        let err = run(&t, &mut Vec::new()).unwrap_err();
+        assert!(
+            err.contains("dep `extra` is not read by any split"),
             "{err}"
         );
     }

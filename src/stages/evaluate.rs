@@ -203,6 +203,9 @@ fn read_scores(path: &Path, rows: &mut Vec<ScoreRow>) -> Result<(), String> {
     Ok(())
 }
 
+/// Seed → patient id → (label, score), for one model on one cohort.
+type SeedScores = BTreeMap<u64, BTreeMap<String, (bool, f64)>>;
+
 /// A model's seed-ensemble scores on one cohort, in patient-id order.
 struct Scored {
     ids: Vec<String>,
@@ -214,8 +217,7 @@ struct Scored {
 
 fn group(rows: &[ScoreRow]) -> Result<BTreeMap<(String, String), Scored>, String> {
     // (model, cohort) → seed → id → (label, score)
-    let mut by: BTreeMap<(String, String), BTreeMap<u64, BTreeMap<String, (bool, f64)>>> =
-        BTreeMap::new();
+    let mut by: BTreeMap<(String, String), SeedScores> = BTreeMap::new();
     for r in rows {
         let seeds = by.entry((r.model.clone(), r.cohort.clone())).or_default();
         if seeds

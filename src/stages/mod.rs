@@ -8,6 +8,7 @@ pub mod config;
 pub mod evaluate;
 pub mod predict;
 pub mod pretrain;
+pub mod report;
 pub mod synth;
 pub mod train;
 
@@ -47,6 +48,7 @@ pub fn resolve_config(kind: StageKind, raw: &Value) -> Result<Value, ConfigError
         StageKind::Pretrain => pretrain::resolve(raw),
         StageKind::Train => train::resolve(raw),
         StageKind::Predict => predict::resolve(raw),
+        StageKind::Report => report::resolve(raw),
     }
 }
 
@@ -60,6 +62,7 @@ pub fn outputs(kind: StageKind, config: &Value) -> BTreeMap<String, String> {
         StageKind::Pretrain => pretrain::outputs(config),
         StageKind::Train => train::outputs(config),
         StageKind::Predict => predict::outputs(config),
+        StageKind::Report => report::outputs(config),
     };
     list.into_iter().collect()
 }
@@ -74,13 +77,18 @@ pub fn dep_spec(kind: StageKind) -> Option<DepSpec> {
         StageKind::Pretrain => Some(pretrain::DEPS),
         StageKind::Train => Some(train::DEPS),
         StageKind::Predict => Some(predict::DEPS),
+        StageKind::Report => Some(report::DEPS),
     }
 }
 
 /// Whether the kind's results depend on the tensor backend (so it is part of the key).
 pub fn uses_backend(kind: StageKind) -> bool {
     match kind {
-        StageKind::Command | StageKind::Synth | StageKind::Cohort | StageKind::Evaluate => false,
+        StageKind::Command
+        | StageKind::Synth
+        | StageKind::Cohort
+        | StageKind::Evaluate
+        | StageKind::Report => false,
         StageKind::Pretrain | StageKind::Train | StageKind::Predict => true,
     }
 }
@@ -96,5 +104,6 @@ pub fn run_builtin(task: &TaskFile, log: &mut dyn Write) -> Result<Value, String
         StageKind::Pretrain => pretrain::run(task, log),
         StageKind::Train => train::run(task, log),
         StageKind::Predict => predict::run(task, log),
+        StageKind::Report => report::run(task, log),
     }
 }

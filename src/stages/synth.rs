@@ -140,6 +140,12 @@ mod tests {
     }
 
     #[test]
+    fn output_names_are_the_generated_splits() {
+        let generated: Vec<&str> = crate::synth::SPLITS.iter().map(|s| s.name).collect();
+        assert_eq!(generated, SPLITS);
+    }
+
+    #[test]
     fn defaults_are_filled_and_ranges_checked() {
         let full = resolve(&Value::Null).expect("defaults");
         assert_eq!(full["rho"], 0.5);

@@ -18,7 +18,7 @@ pub struct SynthConfig {
     pub shift: f64,
     /// λ ≥ 0: label leak into the internal clinical record. A pre-diagnosis code (a diagnostic
     /// work-up ordered because cancer is suspected) is present for 10% of benign patients and
-    /// for 10% + 90%·(1 − e^(−λ)) of malignant ones (65% at λ = 1), internal institution only.
+    /// for 10% + 90%·(1 − e^(−λ)) of malignant ones (about 67% at λ = 1), internal institution only.
     /// λ = 0 makes the code independent of the label. Default 1.
     pub leak: f64,
     /// Share in [0, 1] of the labeled incomplete split missing one modality (imaging or clinical,
@@ -28,7 +28,7 @@ pub struct SynthConfig {
     pub label_noise: f64,
     /// α > 0: scale of the label logit (the bracket has unit variance). Default 3.
     pub alpha: f64,
-    /// Intercept b of the label logit (−1 gives a prevalence near 0.3). Default −1.
+    /// Intercept b of the label logit (−1 with α = 3 gives a prevalence near 0.4). Default −1.
     pub bias: f64,
     /// Patients in the unlabeled, complete split (JEPA pretraining). Default 4000.
     pub n_unlabeled: usize,

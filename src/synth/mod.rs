@@ -230,18 +230,3 @@ mod tests {
         sxy / (sxx * syy).sqrt()
     }
 }
-#[cfg(test)]
-mod timing_tmp {
-    #[test]
-    fn timing_tmp() {
-        let t = std::time::Instant::now();
-        let s = super::generate(&super::SynthConfig::default(), 1);
-        eprintln!("generate {:?}", t.elapsed());
-        let d = tempfile::tempdir().unwrap();
-        let t = std::time::Instant::now();
-        for c in &s.cohorts {
-            c.write(&d.path().join(&c.name)).unwrap();
-        }
-        eprintln!("write {:?}", t.elapsed());
-    }
-}

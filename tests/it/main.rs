@@ -7,4 +7,6 @@ mod data_stages;
 mod evaluate;
 mod faults;
 mod malformed;
+mod models;
+mod report;
 mod slurm;

@@ -318,3 +318,46 @@ fn slurm_without_sbatch_is_a_usage_error() {
     );
     assert!(!ws.join("runs").exists(), "nothing is written");
 }
+
+const CAPPED: &str = r#"
+experiment: slurm-capped
+slurm: {job_name_prefix: PREFIX, poll_seconds: 0.25}
+stages:
+  count:
+    kind: command
+    # How many of this run's jobs the queue holds while this one runs.
+    cmd: "squeue -h -o %j | grep -c '^PREFIX-' > {outs.n}"
+    params: {i: 0}
+    outs: {n: n.txt}
+sweep:
+  count.params.i: [1, 2, 3]
+"#;
+
+#[test]
+fn max_jobs_caps_what_is_submitted() {
+    let Some(_cluster) = cluster("max_jobs_caps_what_is_submitted") else {
+        return;
+    };
+    let ws = Workspace::new();
+    ws.write(
+        "experiments/c.yaml",
+        &CAPPED.replace("PREFIX", &prefix("capped")),
+    );
+    let m = run_json(
+        &ws,
+        &[
+            "run",
+            "experiments/c.yaml",
+            "--json",
+            "--executor",
+            "slurm",
+            "--max-jobs",
+            "1",
+        ],
+    );
+    for s in m["stages"].as_array().expect("stages") {
+        let obj = s["object"].as_str().expect("object");
+        let n = ws.read(&format!("runs/.store/objects/{}/{obj}/n.txt", &obj[..2]));
+        assert_eq!(n.trim(), "1", "{} saw {n} jobs", s["name"]);
+    }
+}

@@ -1,0 +1,82 @@
+//! `orchestrate compare RUN|EXPERIMENT …`: one HTML page across runs, or across the variants of
+//! one sweep run: every cell's AUC with intervals, its difference to a baseline cell, the table
+//! pre-sorted several ways, and the declared settings that differ.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::{Context, print_json};
+use crate::error::{Error, exit};
+use crate::report::compare::{self, Baseline};
+use crate::report::{Templates, render, run};
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// Runs to compare: run folders, EXPERIMENT/RUN-ID, or experiment names (their latest run);
+    /// one sweep run compares its variants
+    #[arg(required = true, value_name = "RUN|EXPERIMENT")]
+    pub runs: Vec<String>,
+    /// The model differences are taken against [default: each evaluation's reference model]
+    #[arg(long, value_name = "MODEL")]
+    pub baseline: Option<String>,
+    /// Fix the baseline cell to one run or variant (a label or part of one, e.g. `rho=0` or a
+    /// run id) instead of the same run or variant as each cell
+    #[arg(long, value_name = "LABEL")]
+    pub baseline_in: Option<String>,
+    /// A folder of templates replacing the embedded ones of the same name
+    #[arg(long, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
+    /// Where to write the HTML [default: runs/compare.html, or RUN/compare.html for one run]
+    #[arg(short, long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Print the comparison's view model as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn compare(ctx: &Context, args: &CompareArgs) -> Result<i32, Error> {
+    let cwd = std::env::current_dir().map_err(|e| Error::io(".", e))?;
+    let mut runs = Vec::new();
+    for spec in &args.runs {
+        let dir = run::resolve_run(&ctx.runs, &cwd, spec)?;
+        let info = run::read_run(&dir)?;
+        let evals = if dir.join("results.json").is_file() {
+            run::evaluations(&info)?
+        } else {
+            eprintln!("{:>12} `{spec}` has no results.json: skipped", "Warning");
+            Vec::new()
+        };
+        runs.push((info, evals));
+    }
+    let view = compare::build(
+        &runs,
+        &Baseline {
+            model: args.baseline.clone(),
+            unit: args.baseline_in.clone(),
+        },
+    )?;
+    let templates = match &args.templates {
+        Some(d) => Templates::from_dir(cwd.join(d)),
+        None => Templates::embedded(),
+    };
+    let html = render::compare(&view, &templates)?;
+    let out = match (&args.out, &runs[..]) {
+        (Some(o), _) => cwd.join(o),
+        (None, [(one, _)]) => one.dir.join("compare.html"),
+        (None, _) => ctx.runs.join("compare.html"),
+    };
+    std::fs::write(&out, html).map_err(|e| Error::io(&out, e))?;
+    if args.json {
+        print_json(&view)?;
+    }
+    for w in &view.warnings {
+        eprintln!("{:>12} {w}", "Warning");
+    }
+    eprintln!(
+        "{:>12} {}",
+        "Compare",
+        out.strip_prefix(&ctx.workspace).unwrap_or(&out).display()
+    );
+    Ok(exit::OK)
+}
