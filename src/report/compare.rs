@@ -86,6 +86,9 @@ pub struct CompareView {
     pub version: String,
 }
 
+/// A cell with its sort keys: unit index, AUC, ΔAUC.
+type SortRow = (usize, f64, f64, CellRow);
+
 struct Unit<'a> {
     label: String,
     run: &'a RunInfo,
@@ -337,12 +340,7 @@ pub fn build(
             "no baseline: the runs declare no reference model; pass --baseline MODEL".to_string(),
         );
     }
-    let by = |label: &str,
-              id: &str,
-              cmp: &dyn Fn(
-        &(usize, f64, f64, CellRow),
-        &(usize, f64, f64, CellRow),
-    ) -> std::cmp::Ordering| {
+    let by = |label: &str, id: &str, cmp: &dyn Fn(&SortRow, &SortRow) -> std::cmp::Ordering| {
         let mut v = rows.clone();
         v.sort_by(|a, b| cmp(a, b));
         SortedTable {

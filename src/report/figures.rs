@@ -256,6 +256,9 @@ pub fn seed_spread(
     }
 }
 
+/// A sweep point: x, estimate, interval bounds.
+type SweepPoint = (f64, Option<f64>, Option<f64>, Option<f64>);
+
 /// The sweep's x positions: the swept value when one numeric axis varies, else the variant's
 /// rank with its label as the tick.
 fn sweep_axis(evals: &[EvaluationInput]) -> (String, Vec<f64>, Vec<(f64, String)>) {
@@ -346,8 +349,7 @@ pub fn sweep(
     for cohort in &cohorts {
         for delta in [false, true] {
             let mut values = Vec::new();
-            let mut series: Vec<(String, Vec<(f64, Option<f64>, Option<f64>, Option<f64>)>)> =
-                Vec::new();
+            let mut series: Vec<(String, Vec<SweepPoint>)> = Vec::new();
             for model in names {
                 let mut pts = Vec::new();
                 for (e, &x) in evals.iter().zip(&xs) {

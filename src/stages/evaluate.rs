@@ -285,6 +285,7 @@ fn err(e: stats::StatsError, what: &str) -> String {
 
 /// Everything `evaluate` computes, as the JSON written to `results.json`.
 fn evaluate(
+    stage: &str,
     rows: &[ScoreRow],
     cfg: &EvaluateConfig,
     truth: Option<&Value>,
@@ -357,6 +358,18 @@ fn evaluate(
             .iter()
             .map(|p| [p.fpr, p.tpr])
             .collect();
+        let grid: Vec<f64> = (0..=100).map(|k| k as f64 / 100.0).collect();
+        let band = stats::roc_band(
+            &s.ensemble,
+            &s.labels,
+            dir,
+            cfg.bootstrap.resamples,
+            cfg.bootstrap.seed,
+            cfg.level,
+            &grid,
+        )
+        .map_err(|e| err(e, &what))?;
+        let roc_band: Vec<[f64; 3]> = band.iter().map(|p| [p.fpr, p.tpr_lo, p.tpr_hi]).collect();
         let probs: Vec<f64> = s.ensemble.iter().map(|&x| sigmoid(x)).collect();
         let calibration = stats::calibration(&probs, &s.labels)
             .map(|c| json!({"intercept": c.intercept, "intercept_se": c.intercept_se, "slope": c.slope, "slope_se": c.slope_se}))
@@ -374,6 +387,7 @@ fn evaluate(
                             "min": aucs.iter().cloned().fold(f64::INFINITY, f64::min),
                             "max": aucs.iter().cloned().fold(f64::NEG_INFINITY, f64::max)},
             "roc": roc,
+            "roc_band": roc_band,
             "calibration": calibration,
         }));
     }
@@ -464,6 +478,7 @@ fn evaluate(
 
     Ok(json!({
         "format": RESULTS_FORMAT,
+        "stage": stage,
         "methods": {
             "auc": "Mann–Whitney U / (n_pos·n_neg) with ties counted ½; higher score = positive class",
             "ensemble": "per patient, the mean of the model's scores (logits) over its training seeds",
@@ -475,6 +490,7 @@ fn evaluate(
             "adjustment": "Holm across the declared secondary comparisons; the primary comparison is not adjusted",
             "seed_spread": "mean, sample sd, min and max of the per-seed AUCs: training variance, apart from test sampling",
             "calibration": "logistic recalibration of sigmoid(score): intercept with logit offset, slope",
+            "roc_band": format!("pointwise {:.0}% percentile band of the TPR at FPR 0, 0.01, …, 1 over the same stratified bootstrap resamples and seed", cfg.level * 100.0),
             "level": cfg.level,
         },
         "cohorts": cohort_info,
@@ -509,7 +525,7 @@ pub fn run(task: &TaskFile, log: &mut dyn Write) -> Result<Value, String> {
         ),
         None => None,
     };
-    let results = evaluate(&rows, &cfg, truth.as_ref())?;
+    let results = evaluate(&task.stage, &rows, &cfg, truth.as_ref())?;
     let out = task.out_dir.join("results.json");
     let bytes = serde_json::to_vec_pretty(&results).map_err(|e| e.to_string())?;
     std::fs::write(&out, bytes).map_err(|e| format!("cannot write `{}`: {e}", out.display()))?;
@@ -593,7 +609,7 @@ mod tests {
             },
             ..Default::default()
         };
-        let r = evaluate(&rows(), &cfg, None).unwrap();
+        let r = evaluate("e", &rows(), &cfg, None).unwrap();
         let good = r["models"]
             .as_array()
             .unwrap()
@@ -607,7 +623,7 @@ mod tests {
         assert_eq!(r["methods"]["bootstrap"]["resamples"], 200);
         assert_eq!(r["versus_reference"].as_array().unwrap().len(), 1);
         // Same inputs, same seed: the same bytes.
-        assert_eq!(r, evaluate(&rows(), &cfg, None).unwrap());
+        assert_eq!(r, evaluate("e", &rows(), &cfg, None).unwrap());
     }
 
     #[test]
@@ -620,7 +636,7 @@ mod tests {
             }),
             ..Default::default()
         };
-        let e = evaluate(&rows(), &cfg, None).unwrap_err();
+        let e = evaluate("e", &rows(), &cfg, None).unwrap_err();
         assert!(e.contains("no scores of model `jepa`"), "{e}");
     }
 
@@ -629,7 +645,7 @@ mod tests {
         let mut r = rows();
         r.retain(|x| !(x.seed == 2 && x.id == "P0" && x.model == "good"));
         assert!(
-            evaluate(&r, &EvaluateConfig::default(), None)
+            evaluate("e", &r, &EvaluateConfig::default(), None)
                 .unwrap_err()
                 .contains("other patients")
         );

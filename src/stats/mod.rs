@@ -35,7 +35,7 @@ pub use delong::{
 };
 pub use error::StatsError;
 pub use rng::ResampleRng;
-pub use roc::{RocPoint, roc_curve};
+pub use roc::{RocBandPoint, RocPoint, roc_band, roc_curve};
 pub use threshold::{
     Proportion, ProportionInterval, ThresholdMetrics, proportion_interval, sens_spec_at_threshold,
 };
