@@ -78,6 +78,7 @@ fn main() {
         eprintln!("error: cannot set the thread pool: {e}");
         std::process::exit(1);
     }
+    orchestrate::model::backend::tune_allocator();
     let settings = JepaSettings {
         arch: Arch {
             img_tokens: c.t_img,

@@ -17,6 +17,8 @@ pub mod exit {
     pub const STAGE_FAILED: i32 = 3;
     /// Another `orchestrate` holds the store and `--no-wait` was given.
     pub const STORE_BUSY: i32 = 4;
+    /// `reproduce`: the recomputation differs from its reference beyond the tolerance policy.
+    pub const NOT_REPRODUCED: i32 = 5;
     /// Interrupted by Ctrl-C (128 + SIGINT); running stages were killed, nothing partial committed.
     pub const INTERRUPTED: i32 = 130;
 }
@@ -34,6 +36,17 @@ pub enum Error {
     Fingerprint(#[from] crate::fingerprint::FingerprintError),
     #[error("{failed} of {total} stage(s) failed")]
     StagesFailed { failed: usize, total: usize },
+    #[error(
+        "the recomputation differs from {reference}: {different} item(s) different{}",
+        root_cause.as_ref().map_or(String::new(), |r| format!(", root cause `{r}`"))
+    )]
+    NotReproduced {
+        different: usize,
+        reference: String,
+        root_cause: Option<String>,
+    },
+    #[error(transparent)]
+    Verify(#[from] crate::verify::VerifyError),
     #[error("interrupted: running stages were killed and nothing partial was committed")]
     Interrupted,
     #[error("i/o error on `{path}`")]
@@ -55,10 +68,20 @@ impl Error {
             Error::Store(crate::store::StoreError::Busy { .. }) => exit::STORE_BUSY,
             Error::Fingerprint(crate::fingerprint::FingerprintError::Missing { .. }) => exit::USAGE,
             Error::StagesFailed { .. } => exit::STAGE_FAILED,
-            Error::Interrupted => exit::INTERRUPTED,
-            Error::Store(_) | Error::Fingerprint(_) | Error::Io { .. } | Error::Internal(_) => {
-                exit::INTERNAL
+            Error::NotReproduced { .. } => exit::NOT_REPRODUCED,
+            Error::Verify(crate::verify::VerifyError::BadLock { .. })
+            | Error::Verify(crate::verify::VerifyError::BadBundle { .. }) => exit::USAGE,
+            Error::Verify(crate::verify::VerifyError::Read { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                exit::USAGE
             }
+            Error::Interrupted => exit::INTERRUPTED,
+            Error::Store(_)
+            | Error::Fingerprint(_)
+            | Error::Io { .. }
+            | Error::Internal(_)
+            | Error::Verify(_) => exit::INTERNAL,
         }
     }
 

@@ -18,5 +18,6 @@ pub mod stages;
 pub mod stats;
 pub mod store;
 pub mod synth;
+pub mod verify;
 
 pub use error::{Error, Result};

@@ -2,10 +2,13 @@
 //! printing and exit codes. Each subcommand lives in its own file and calls into the library;
 //! no pipeline logic lives here.
 
+mod bundle;
 mod compare;
 mod gc;
 mod inspect;
+mod lock;
 mod report;
+mod reproduce;
 mod run;
 pub mod stats_cmd;
 
@@ -22,7 +25,8 @@ use crate::error::{Error, exit};
 /// anything will run.
 ///
 /// Exit codes: 0 ok, 1 internal error, 2 experiment or usage error (nothing written),
-/// 3 a stage failed, 4 store busy (with --no-wait), 130 interrupted.
+/// 3 a stage failed, 4 store busy (with --no-wait), 5 `reproduce` found a difference beyond the
+/// lock's tolerance policy, 130 interrupted.
 #[derive(Debug, Parser)]
 #[command(
     name = "orchestrate",
@@ -45,8 +49,17 @@ pub struct Cli {
 pub enum Command {
     /// Run every stale stage of an experiment and record the run under runs/EXPERIMENT/
     Run(run::RunArgs),
-    /// Recompute an experiment from scratch in an isolated store (the reviewer's command)
-    Reproduce(run::ReproduceArgs),
+    /// Recompute an experiment in an isolated store and compare it with its lock, a run or a bundle
+    ///
+    /// The reviewer's command. Prints a table of every data file, key, artifact and metric as
+    /// identical, within tolerance or different, names the root cause and its consequences, and
+    /// writes verification.json and verification.html into the new run's folder. Exit 0 when
+    /// everything is within the lock's policy, 5 when something differs, 3 when a stage failed.
+    Reproduce(reproduce::ReproduceArgs),
+    /// Pin the latest complete run of an experiment into EXPERIMENT.lock (running it first if needed)
+    Lock(lock::LockArgs),
+    /// Pack a run for reviewers into one .tar.gz: experiment, lock, results, report, provenance, data digests
+    Bundle(bundle::BundleArgs),
     /// Show what `run` would do, and with --explain why each stage would run
     Plan(run::PlanArgs),
     /// Summarize the store and the latest run of each experiment
@@ -149,7 +162,9 @@ fn dispatch(cli: &Cli) -> Result<i32, Error> {
     match &cli.command {
         Command::Run(a) => run::run(&ctx, a),
         Command::Plan(a) => run::plan(&ctx, a),
-        Command::Reproduce(a) => run::reproduce(&ctx, a),
+        Command::Reproduce(a) => reproduce::reproduce(&ctx, a),
+        Command::Lock(a) => lock::lock(&ctx, a),
+        Command::Bundle(a) => bundle::bundle(&ctx, a),
         Command::Status(a) => inspect::status(&ctx, a),
         Command::Ls(a) => inspect::ls(&ctx, a),
         Command::Show(a) => inspect::show(&ctx, a),

@@ -1,4 +1,5 @@
-//! `orchestrate run` and `orchestrate plan`.
+//! `orchestrate run` and `orchestrate plan` (`reproduce`, which runs through [`run`], lives in
+//! `reproduce.rs`).
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -13,7 +14,7 @@ use crate::exec::{self, RunOptions, manifest, progress::Progress, resources};
 use crate::fingerprint::git_provenance;
 use crate::plan::{Force, Plan, PlanOptions, StageState};
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct RunArgs {
     /// The experiment file, e.g. experiments/quickstart.yaml
     pub experiment: PathBuf,
@@ -61,7 +62,7 @@ pub struct RunArgs {
     pub json: bool,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct CheckArgs {
     /// Re-hash every input file, ignoring the stat cache
     #[arg(long)]
@@ -106,41 +107,6 @@ fn parse_executor(s: &str) -> Result<ExecutorKind, String> {
 
 fn load(ctx: &Context, file: &Path) -> Result<Experiment, Error> {
     Ok(dsl::load(&ctx.experiment_path(file), &ctx.workspace)?)
-}
-
-#[derive(Debug, Args)]
-pub struct ReproduceArgs {
-    #[command(flatten)]
-    pub run: RunArgs,
-    /// Reuse the workspace's store instead of recomputing everything in a fresh one
-    #[arg(long)]
-    pub reuse_cache: bool,
-}
-
-/// `reproduce`: the reviewer's command. Everything is recomputed in a new, empty store under
-/// `runs/.reproduce/` (the user's cache is never trusted), then recorded like any run.
-pub fn reproduce(ctx: &Context, args: &ReproduceArgs) -> Result<i32, Error> {
-    if args.reuse_cache {
-        return run(ctx, &args.run);
-    }
-    // Validate first: a rejected experiment must not create the isolated store.
-    load(ctx, &args.run.experiment)?;
-    let id = manifest::new_run_id();
-    let store = ctx.runs.join(".reproduce").join(&id);
-    eprintln!(
-        "{:>12} everything from scratch in an isolated store `{}`",
-        "Reproduce",
-        store
-            .strip_prefix(&ctx.workspace)
-            .unwrap_or(&store)
-            .display()
-    );
-    let isolated = Context {
-        workspace: ctx.workspace.clone(),
-        store,
-        runs: ctx.runs.clone(),
-    };
-    run(&isolated, &args.run)
 }
 
 pub fn run(ctx: &Context, args: &RunArgs) -> Result<i32, Error> {

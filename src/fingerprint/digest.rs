@@ -127,14 +127,37 @@ pub fn hash_path(path: &Path, cache: &dyn StatCache) -> Result<String, Fingerpri
             path: path.to_path_buf(),
         });
     }
-    // Collect every file first so they can be hashed in parallel, then fold the tree.
+    // Collect every file first so that the misses can be hashed in parallel, then fold the tree.
     let mut files = Vec::new();
     let tree = walk(path, &mut files)?;
-    let digests: Vec<String> = files
-        .par_iter()
-        .map(|(p, m)| hash_file_cached(p, m, cache))
-        .collect::<Result<_, _>>()?;
+    let digests = hash_files(&files, cache)?;
     Ok(fold(&tree, &digests))
+}
+
+/// Digests of many files: stat-cache hits are looked up in order on this thread (a lookup costs
+/// far less than a hand-off to another thread), only the misses are hashed in parallel.
+fn hash_files(
+    files: &[(PathBuf, fs::Metadata)],
+    cache: &dyn StatCache,
+) -> Result<Vec<String>, FingerprintError> {
+    let mut digests: Vec<Option<String>> = files
+        .iter()
+        .map(|(p, m)| cache.get(p, &FileStat::of(m)))
+        .collect();
+    let misses: Vec<usize> = (0..files.len()).filter(|&i| digests[i].is_none()).collect();
+    let hash_one = |&i: &usize| hash_file_cached(&files[i].0, &files[i].1, cache).map(|d| (i, d));
+    let hashed: Vec<(usize, String)> = if misses.len() > 1 {
+        misses.par_iter().map(hash_one).collect::<Result<_, _>>()?
+    } else {
+        misses.iter().map(hash_one).collect::<Result<_, _>>()?
+    };
+    for (i, d) in hashed {
+        digests[i] = Some(d);
+    }
+    Ok(digests
+        .into_iter()
+        .map(|d| d.expect("every file was looked up or hashed"))
+        .collect())
 }
 
 enum Node {
@@ -184,11 +207,31 @@ fn fold(nodes: &[Node], digests: &[String]) -> String {
 }
 
 /// Digests of many paths at once, in parallel; results in input order.
+///
+/// Files whose stat-cache entry is valid are answered on this thread; directories and files that
+/// must be read are hashed in parallel.
 pub fn hash_paths_parallel(
     paths: &[PathBuf],
     cache: &dyn StatCache,
 ) -> Vec<Result<String, FingerprintError>> {
-    paths.par_iter().map(|p| hash_path(p, cache)).collect()
+    let mut out: Vec<Option<Result<String, FingerprintError>>> = paths
+        .iter()
+        .map(|p| {
+            let meta = fs::metadata(p).ok().filter(fs::Metadata::is_file)?;
+            cache.get(p, &FileStat::of(&meta)).map(Ok)
+        })
+        .collect();
+    let rest: Vec<usize> = (0..paths.len()).filter(|&i| out[i].is_none()).collect();
+    let done: Vec<(usize, Result<String, FingerprintError>)> = rest
+        .par_iter()
+        .map(|&i| (i, hash_path(&paths[i], cache)))
+        .collect();
+    for (i, r) in done {
+        out[i] = Some(r);
+    }
+    out.into_iter()
+        .map(|r| r.expect("every path was looked up or hashed"))
+        .collect()
 }
 
 #[cfg(test)]

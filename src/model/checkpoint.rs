@@ -131,7 +131,7 @@ pub fn from_bytes<B: Backend, M: Module<B>>(
     bytes: &[u8],
     device: &B::Device,
 ) -> Result<M, String> {
-    if bytes.len() % 4 != 0 {
+    if !bytes.len().is_multiple_of(4) {
         return Err("the weights file is not a whole number of f32 values".to_string());
     }
     let values: Vec<f32> = bytes

@@ -133,7 +133,7 @@ pub fn smooth_l1<B: Backend, const D: usize>(d: Tensor<B, D>) -> Tensor<B, D> {
 pub fn layer_norm_plain<B: Backend>(x: Tensor<B, 3>) -> Tensor<B, 3> {
     let mean = x.clone().mean_dim(2);
     let c = x - mean;
-    let var = c.clone().powi_scalar(2).mean_dim(2);
+    let var = (c.clone() * c.clone()).mean_dim(2);
     c / var.add_scalar(1e-6).sqrt()
 }
 
@@ -230,7 +230,7 @@ impl<B: AutodiffBackend> JepaTrainer<B> {
         let count = w.clone().sum_dim(0).clamp_min(1.0); // [1, n_target, 1]
         let mean = (h.clone() * w.clone()).sum_dim(0) / count.clone(); // [1, n_target, dim]
         let dev_ = h - mean;
-        let std = ((dev_.clone().powi_scalar(2) * w.clone()).sum_dim(0) / count)
+        let std = ((dev_.clone() * dev_.clone() * w.clone()).sum_dim(0) / count)
             .sqrt()
             .mean();
         let base = (smooth_l1(dev_).mean_dim(2) * w).sum() / total.clone().inner();

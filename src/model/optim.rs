@@ -75,7 +75,7 @@ struct GradNorm<'a, B: AutodiffBackend> {
 impl<B: AutodiffBackend> ModuleVisitor<B> for GradNorm<'_, B> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
         if let Some(g) = param.val().grad(self.grads) {
-            self.squares.push(g.powi_scalar(2).sum());
+            self.squares.push((g.clone() * g).sum());
         }
     }
 }
@@ -117,7 +117,12 @@ impl<B: AutodiffBackend> ModuleMapper<B> for Update<'_, B> {
         let dims = tensor.dims();
         let n: usize = dims.iter().product();
         let w = tensor.inner().reshape([n]);
-        let g = grad.reshape([n]).mul_scalar(self.grad_scale);
+        let g = grad.reshape([n]);
+        let g = if self.grad_scale == 1.0 {
+            g
+        } else {
+            g.mul_scalar(self.grad_scale)
+        };
         if self.opt.moments.len() <= i {
             self.opt.moments.resize_with(i + 1, || None);
         }
@@ -125,11 +130,11 @@ impl<B: AutodiffBackend> ModuleMapper<B> for Update<'_, B> {
         let (m, v) = match self.opt.moments[i].take() {
             Some((m, v)) => (
                 m.mul_scalar(b1) + g.clone().mul_scalar(1.0 - b1),
-                v.mul_scalar(b2) + g.powi_scalar(2).mul_scalar(1.0 - b2),
+                v.mul_scalar(b2) + (g.clone() * g).mul_scalar(1.0 - b2),
             ),
             None => (
                 g.clone().mul_scalar(1.0 - b1),
-                g.powi_scalar(2).mul_scalar(1.0 - b2),
+                (g.clone() * g).mul_scalar(1.0 - b2),
             ),
         };
         let t = self.opt.steps;

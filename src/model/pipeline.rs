@@ -15,7 +15,7 @@ use super::heads::{Classifier, predict as predict_logits};
 use super::jepa::{JepaOutcome, JepaSettings, pretrain};
 use super::tokens::TokenEncoder;
 use super::train::{TrainOutcome, TrainSettings, train_classifier};
-use super::{ModelClass, checkpoint::CHECKPOINT_FORMAT};
+use super::{Arch, ModelClass, checkpoint::CHECKPOINT_FORMAT};
 use crate::cohort::Cohort;
 use crate::dsl::Backend;
 
@@ -183,11 +183,10 @@ impl BackendJob for TrainJob<'_> {
     }
 }
 
-use super::Arch;
-
 /// Supervised training of a `class` classifier on the labeled `cohort`, from scratch or from
 /// `init`; writes the best checkpoint into `dir`. `supervised_pretrain` marks the checkpoint as a
 /// pretrained one (for `train` to finetune).
+#[allow(clippy::too_many_arguments)]
 pub fn train(
     backend: Backend,
     cohort: &Cohort,

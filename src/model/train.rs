@@ -14,6 +14,8 @@ use super::optim::{AdamW, Schedule};
 use super::tokens::{BatchTensors, TokenEncoder};
 use super::{Arch, OptimSettings};
 
+type Best<B> = (Classifier<B>, usize, f64, Option<f64>);
+
 #[derive(Debug, Clone)]
 pub struct TrainSettings {
     pub arch: Arch,
@@ -113,7 +115,8 @@ pub fn train_classifier<B: AutodiffBackend>(
     let mut opt = AdamW::<B>::default();
     let mut shuffle = Rng::new(s.seed, "train-shuffle");
     let mut drop_rng = Rng::new(s.seed, "train-dropout");
-    let mut best: Option<(Classifier<B::InnerBackend>, usize, f64, Option<f64>)> = None;
+    // (model, epoch, validation loss, validation AUC) of the best epoch so far.
+    let mut best: Option<Best<B::InnerBackend>> = None;
     let mut epochs = Vec::new();
     let mut step = 0usize;
     let mut since_best = 0usize;

@@ -557,7 +557,16 @@ pub fn reproduce_view(run: &RunInfo) -> ReproduceView {
             m.status
         ));
     }
-    ReproduceView { steps, caveats }
+    let verification = run
+        .dir
+        .join("verification.html")
+        .is_file()
+        .then(|| "verification.html".to_string());
+    ReproduceView {
+        steps,
+        caveats,
+        verification,
+    }
 }
 
 /// Finds a run folder from `RUN`: a path to a run folder, `EXPERIMENT/RUN_ID`, or an experiment

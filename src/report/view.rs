@@ -281,6 +281,9 @@ pub struct ProvenanceView {
 pub struct ReproduceView {
     pub steps: Vec<KeyValue>,
     pub caveats: Vec<String>,
+    /// `verification.html` when this run is a `reproduce` verified against a reference.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verification: Option<String>,
 }
 
 /// Which sections the report shows.
@@ -837,6 +840,7 @@ pub fn build(inputs: &ReportInputs) -> ReportView {
                 caveats: vec![
                     "this report was rendered by a `report` stage: the run's own report.html (runs/EXPERIMENT/RUN-ID/) adds provenance: git commit, keys, digests, timings".to_string(),
                 ],
+                verification: None,
             },
             "the `report` stage".to_string(),
         ),

@@ -10,3 +10,4 @@ mod malformed;
 mod models;
 mod report;
 mod slurm;
+mod verify;

@@ -1,0 +1,238 @@
+//! `orchestrate lock EXPERIMENT`: pin the latest complete run of an experiment into
+//! `experiments/<name>.lock` (running it first when it has no up-to-date run), and the helper
+//! that describes any recorded run as a lock (shared with `reproduce` and `bundle`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, FromArgMatches};
+use serde_json::Value;
+
+use super::{Context, open_store, print_json};
+use crate::dsl::{self, Experiment, StageKind};
+use crate::error::{Error, exit};
+use crate::exec::manifest::RunManifest;
+use crate::plan::{Plan, PlanOptions, StageState};
+use crate::verify::{self, Lock, RunParts, TolerancePolicy};
+
+#[derive(Debug, Args)]
+pub struct LockArgs {
+    /// The experiment file, e.g. experiments/paper.yaml
+    pub experiment: PathBuf,
+    /// Lock this run instead of the latest one: a run folder or EXPERIMENT/RUN-ID
+    #[arg(long, value_name = "RUN")]
+    pub from_run: Option<String>,
+    /// Where to write the lock [default: the experiment file with the extension `.lock`]
+    #[arg(short, long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Fail instead of running the experiment when it has no complete, up-to-date run
+    #[arg(long)]
+    pub no_run: bool,
+    /// Fail with exit code 4 instead of waiting when another orchestrate holds the store
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Print the lock as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn lock(ctx: &Context, args: &LockArgs) -> Result<i32, Error> {
+    let file = ctx.experiment_path(&args.experiment);
+    let exp = dsl::load(&file, &ctx.workspace)?;
+    let out = match &args.out {
+        Some(o) => std::env::current_dir()
+            .map_err(|e| Error::io(".", e))?
+            .join(o),
+        None => ctx.workspace.join(verify::lock_path_for(&file)),
+    };
+    let run_dir = match &args.from_run {
+        Some(spec) => {
+            let cwd = std::env::current_dir().map_err(|e| Error::io(".", e))?;
+            crate::report::run::resolve_run(&ctx.runs, &cwd, spec)?
+        }
+        None => match stale_reason(ctx, &exp, args.no_wait)? {
+            None => latest_run_dir(ctx, &exp.name).expect("checked by stale_reason"),
+            Some(why) if args.no_run => {
+                return Err(Error::Usage(format!(
+                    "`{}` has no run to lock: {why}; run it first, or drop --no-run",
+                    exp.name
+                )));
+            }
+            Some(why) => {
+                eprintln!("{:>12} `{}` first: {why}", "Run", exp.name);
+                run_experiment(ctx, &file, args.no_wait)?;
+                latest_run_dir(ctx, &exp.name).ok_or_else(|| {
+                    Error::Internal(format!("the run of `{}` left no record", exp.name))
+                })?
+            }
+        },
+    };
+    let manifest = read_manifest(&run_dir)?;
+    if manifest.status != "ok" {
+        return Err(Error::Usage(format!(
+            "run `{}/{}` finished with status `{}`: only a complete run can be locked",
+            manifest.experiment, manifest.run_id, manifest.status
+        )));
+    }
+    if manifest.experiment != exp.name {
+        return Err(Error::Usage(format!(
+            "run `{}` is of experiment `{}`, not `{}`",
+            manifest.run_id, manifest.experiment, exp.name
+        )));
+    }
+    // An edited tolerance policy survives re-locking.
+    let tolerance = verify::read_lock(&out).ok().map(|l| l.tolerance);
+    let lock = describe_run(ctx, &run_dir, &exp, tolerance, args.no_wait)?;
+    let written = verify::write_lock(&out, &lock)?;
+    if args.json {
+        print_json(&lock)?;
+    }
+    let rel = out.strip_prefix(&ctx.workspace).unwrap_or(&out).display();
+    eprintln!(
+        "{:>12} `{}` run {} ({} stage(s)) {} `{rel}`",
+        "Locked",
+        exp.name,
+        manifest.run_id,
+        lock.stages.len(),
+        if written { "into" } else { "unchanged in" }
+    );
+    Ok(exit::OK)
+}
+
+/// Why the latest run cannot be locked as it is (`None`: it can): missing, incomplete, or
+/// made with other keys than the experiment and the binary give now.
+fn stale_reason(ctx: &Context, exp: &Experiment, no_wait: bool) -> Result<Option<String>, Error> {
+    let Some(dir) = latest_run_dir(ctx, &exp.name) else {
+        return Ok(Some("it has never been run".to_string()));
+    };
+    let m = read_manifest(&dir)?;
+    if m.status != "ok" {
+        return Ok(Some(format!(
+            "its latest run `{}` finished with status `{}`",
+            m.run_id, m.status
+        )));
+    }
+    let store = open_store(ctx, no_wait)?;
+    let plan = Plan::build(exp, &store, &PlanOptions::default())?;
+    for (i, (s, state)) in exp.stages.iter().zip(&plan.states).enumerate() {
+        let why = match state {
+            StageState::Fresh { key, .. } => match m.stages.get(i).filter(|e| e.name == s.name) {
+                Some(e) if e.key.as_deref() == Some(key.hash.as_str()) => continue,
+                _ => "the latest run was made with another key".to_string(),
+            },
+            StageState::Stale { reasons, .. } => reasons
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+        };
+        return Ok(Some(format!(
+            "its latest run `{}` is out of date (stage `{}`: {why})",
+            m.run_id, s.name
+        )));
+    }
+    Ok(None)
+}
+
+/// Runs the experiment with the shared store and `run`'s default options.
+fn run_experiment(ctx: &Context, file: &Path, no_wait: bool) -> Result<i32, Error> {
+    let mut argv = vec!["run".into(), file.as_os_str().to_owned()];
+    if no_wait {
+        argv.push("--no-wait".into());
+    }
+    let cmd = super::run::RunArgs::augment_args(clap::Command::new("run"));
+    let matches = cmd
+        .try_get_matches_from(argv)
+        .map_err(|e| Error::Internal(format!("run options: {e}")))?;
+    let args = super::run::RunArgs::from_arg_matches(&matches)
+        .map_err(|e| Error::Internal(format!("run options: {e}")))?;
+    super::run::run(ctx, &args)
+}
+
+/// The folder of the newest run of `experiment` (through its `latest` link).
+pub(super) fn latest_run_dir(ctx: &Context, experiment: &str) -> Option<PathBuf> {
+    let latest = ctx.runs.join(experiment).join("latest");
+    let target = std::fs::read_link(&latest).ok()?;
+    let dir = ctx.runs.join(experiment).join(target);
+    dir.join("manifest.json").is_file().then_some(dir)
+}
+
+pub(super) fn read_manifest(run_dir: &Path) -> Result<RunManifest, Error> {
+    let p = run_dir.join("manifest.json");
+    let bytes = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| Error::Usage(format!("`{}` is not a run manifest: {e}", p.display())))
+}
+
+/// Describes the run in `run_dir` as a lock, with the records of `ctx`'s store (metrics and key
+/// JSON) and the run's `results.json`. `exp` gives the stage graph.
+pub(super) fn describe_run(
+    ctx: &Context,
+    run_dir: &Path,
+    exp: &Experiment,
+    tolerance: Option<TolerancePolicy>,
+    no_wait: bool,
+) -> Result<Lock, Error> {
+    let manifest = read_manifest(run_dir)?;
+    let store = open_store(ctx, no_wait)?;
+    let mut records = Vec::with_capacity(manifest.stages.len());
+    for s in &manifest.stages {
+        records.push(match &s.key {
+            Some(k) => store.index().record(k)?,
+            None => None,
+        });
+    }
+    let run_results: Option<Value> = std::fs::read(run_dir.join("results.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let evaluate_count = manifest
+        .stages
+        .iter()
+        .filter(|s| s.kind == StageKind::Evaluate.name())
+        .count();
+    let mut results = BTreeMap::new();
+    for (s, r) in manifest.stages.iter().zip(&records) {
+        if s.kind != StageKind::Evaluate.name() {
+            continue;
+        }
+        // The stored object first; the run folder's copy when the object was collected.
+        let stored = r.as_ref().and_then(|r| {
+            let out = r.outs.get("results")?;
+            let bytes = std::fs::read(store.object_path(&r.object).join(&out.path)).ok()?;
+            serde_json::from_slice::<Value>(&bytes).ok()
+        });
+        let from_run = run_results
+            .as_ref()
+            .and_then(|v| match v.get("evaluations") {
+                Some(all) => all.get(&s.name).cloned(),
+                None if evaluate_count == 1 => Some(v.clone()),
+                None => None,
+            });
+        if let Some(v) = stored.or(from_run) {
+            results.insert(s.name.clone(), v);
+        }
+    }
+    let upstream = exp
+        .stages
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let ups = crate::plan::upstream_of(exp, i)
+                .into_iter()
+                .map(|u| exp.stages[u].name.clone())
+                .collect();
+            (s.name.clone(), ups)
+        })
+        .collect();
+    let experiment_digest =
+        crate::fingerprint::hash_file(&ctx.workspace.join(&manifest.file)).unwrap_or_default();
+    let parts = RunParts {
+        manifest: &manifest,
+        records,
+        results,
+        upstream,
+        experiment_digest,
+        backend: exp.backend.name().to_string(),
+    };
+    Ok(Lock::from_run(&parts, tolerance))
+}
