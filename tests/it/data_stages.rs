@@ -101,7 +101,24 @@ fn the_real_cohort_example_runs() {
     )
     .expect("copy the experiment");
     let m = ws.run_ok("experiments/real-cohort-example.yaml");
-    assert_eq!(stages_with(&m, "ran"), ["cohort", "sizes"]);
+    assert_eq!(
+        stages_with(&m, "ran"),
+        [
+            "cohort",
+            "sizes",
+            "pretrain",
+            "train_imaging",
+            "train_multimodal",
+            "predict_imaging",
+            "predict_multimodal",
+            "evaluate"
+        ]
+    );
+    let results = ws.read(&format!(
+        "runs/real-cohort-example/{}/results.json",
+        m["run_id"].as_str().expect("run id")
+    ));
+    assert!(results.contains("\"model\": \"multimodal\""), "{results}");
     let sizes = std::fs::read_to_string(output(&ws, &m, "sizes", "sizes.txt")).expect("sizes");
     assert_eq!(
         sizes,
