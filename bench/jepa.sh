@@ -5,7 +5,7 @@
 # usage: bench/jepa.sh [PEER_SCRIPT] [STEPS_SMALL] [STEPS_PAPER]
 source "$(dirname "$0")/common.sh"
 PEER=${1:-$PEERS/torch_jepa.py}
-S_SMALL=${2:-300}; S_PAPER=${3:-30}
+S_SMALL=${2:-300}; S_PAPER=${3:-20}
 THREADS=2
 (cd "$ROOT" && cargo build --release --example bench_jepa >/dev/null 2>&1) || {
   echo "cannot build the bench_jepa example" >&2; exit 1; }

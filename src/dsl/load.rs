@@ -706,12 +706,16 @@ impl Ctx<'_> {
                 return Err(self.err_value(&path, format!("sweep `{key}` lists no values")));
             }
             let mut vals = Vec::with_capacity(values.len());
+            // Values already listed, as text; numbers by value, so `1` and `1.0` are one value.
+            let mut seen = std::collections::HashSet::with_capacity(values.len());
             for (i, v) in values.iter().enumerate() {
                 let p = vec!["sweep".to_string(), key.clone(), format!("[{i}]")];
                 let j = self.json(&p, v)?;
-                let same =
-                    |a: &Json, b: &Json| a == b || (a.is_number() && a.as_f64() == b.as_f64());
-                if vals.iter().any(|v| same(v, &j)) {
+                let canonical = match j.as_f64() {
+                    Some(f) if j.is_number() => format!("n{}", f.to_bits()),
+                    _ => j.to_string(),
+                };
+                if !seen.insert(canonical) {
                     let idx = format!("[{i}]");
                     return Err(self.err_value(
                         &["sweep", key, &idx],
