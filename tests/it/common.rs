@@ -53,7 +53,12 @@ impl Workspace {
 
     /// Runs the experiment and returns the parsed manifest; panics unless it exits 0.
     pub fn run_ok(&self, experiment: &str) -> serde_json::Value {
-        let out = self.run(&["run", experiment, "--json"]);
+        self.run_json(&["run", experiment, "--json"])
+    }
+
+    /// Runs `orchestrate ARGS…` (which must print JSON) and parses stdout; panics unless it exits 0.
+    pub fn run_json(&self, args: &[&str]) -> serde_json::Value {
+        let out = self.run(args);
         assert!(
             out.status.success(),
             "run failed ({:?}):\n{}",
@@ -61,6 +66,19 @@ impl Workspace {
             String::from_utf8_lossy(&out.stderr)
         );
         serde_json::from_slice(&out.stdout).expect("manifest JSON on stdout")
+    }
+
+    /// Starts `orchestrate ARGS…` in the background with stdout and stderr captured.
+    pub fn spawn(&self, args: &[&str]) -> std::process::Child {
+        std::process::Command::new(assert_cmd::cargo::cargo_bin!("orchestrate"))
+            .current_dir(self.path())
+            .args(args)
+            .env("NO_COLOR", "1")
+            .env_remove("ORCHESTRATE_STORE")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn orchestrate")
     }
 }
 
@@ -77,4 +95,17 @@ pub fn stages_with(manifest: &serde_json::Value, status: &str) -> Vec<String> {
 
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Waits (up to a minute) until `path` exists, then a moment more for its writer to finish.
+pub fn wait_for(path: &Path, what: &str) {
+    let start = std::time::Instant::now();
+    while !path.exists() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(100));
 }

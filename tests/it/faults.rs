@@ -1,22 +1,8 @@
 //! Faults: killed workers, corrupt objects, concurrent runs, Ctrl-C, failures and retries.
 
-use std::process::{Command as StdCommand, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{Workspace, stages_with, stderr};
-
-fn wait_for(path: &std::path::Path, what: &str) {
-    let start = Instant::now();
-    while !path.exists() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    // The file exists; give the writer a moment to finish the line.
-    std::thread::sleep(Duration::from_millis(50));
-}
+use crate::common::{Workspace, stages_with, stderr, wait_for};
 
 fn records(ws: &Workspace) -> u64 {
     let out = ws.run(&["status", "--json"]);
@@ -50,19 +36,6 @@ stages:
     outs: {sorted: sorted.csv}
 "#;
 
-/// Starts `orchestrate ARGS…` in the background with stdout and stderr captured.
-fn spawn(ws: &Workspace, args: &[&str]) -> std::process::Child {
-    StdCommand::new(assert_cmd::cargo::cargo_bin!("orchestrate"))
-        .current_dir(ws.path())
-        .args(args)
-        .env("NO_COLOR", "1")
-        .env_remove("ORCHESTRATE_STORE")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn orchestrate")
-}
-
 fn slow_workspace() -> Workspace {
     let ws = Workspace::new();
     ws.write("experiments/faults.yaml", SLOW)
@@ -79,7 +52,7 @@ fn pids(ws: &Workspace) -> (i32, i32) {
 #[test]
 fn killed_worker_fails_the_stage_and_the_next_run_completes() {
     let ws = slow_workspace();
-    let running = spawn(&ws, &["run", "experiments/faults.yaml"]);
+    let running = ws.spawn(&["run", "experiments/faults.yaml"]);
     wait_for(&ws.join("pids"), "the stage to start");
     let (worker, _) = pids(&ws);
     unsafe { libc::kill(worker, libc::SIGKILL) };
@@ -114,7 +87,7 @@ fn killed_worker_fails_the_stage_and_the_next_run_completes() {
 #[test]
 fn interrupt_kills_running_stages_and_commits_nothing_partial() {
     let ws = slow_workspace();
-    let running = spawn(&ws, &["run", "experiments/faults.yaml"]);
+    let running = ws.spawn(&["run", "experiments/faults.yaml"]);
     let dispatcher = running.id() as i32;
     wait_for(&ws.join("pids"), "the stage to start");
     let (worker, command) = pids(&ws);
@@ -204,8 +177,8 @@ fn two_runs_at_once_both_succeed_without_duplicated_work() {
         ));
     }
     ws.write("experiments/twice.yaml", &yaml);
-    let a = spawn(&ws, &["run", "experiments/twice.yaml", "--json"]);
-    let b = spawn(&ws, &["run", "experiments/twice.yaml", "--json"]);
+    let a = ws.spawn(&["run", "experiments/twice.yaml", "--json"]);
+    let b = ws.spawn(&["run", "experiments/twice.yaml", "--json"]);
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
     assert!(a.status.success(), "{}", stderr(&a));
     assert!(b.status.success(), "{}", stderr(&b));
@@ -225,7 +198,7 @@ fn two_runs_at_once_both_succeed_without_duplicated_work() {
 #[test]
 fn busy_store_with_no_wait_exits_4() {
     let ws = slow_workspace();
-    let mut running = spawn(&ws, &["run", "experiments/faults.yaml"]);
+    let mut running = ws.spawn(&["run", "experiments/faults.yaml"]);
     wait_for(&ws.join("pids"), "the stage to start");
     let out = ws.run(&["run", "experiments/faults.yaml", "--no-wait"]);
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));

@@ -2,11 +2,11 @@
 //! one and CI sets `ORCHESTRATE_TEST_SLURM=1`. Without it these tests print a notice and pass,
 //! except the ones that need no cluster.
 
-use std::process::{Command as StdCommand, Stdio};
+use std::process::Command as StdCommand;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::common::{Workspace, stages_with, stderr};
+use crate::common::{Workspace, stages_with, stderr, wait_for};
 
 /// The cluster has two CPUs: tests that time jobs run one at a time.
 static CLUSTER: Mutex<()> = Mutex::new(());
@@ -36,41 +36,6 @@ fn queued_jobs() -> Vec<String> {
         .lines()
         .map(str::to_string)
         .collect()
-}
-
-fn wait_for(path: &std::path::Path, what: &str) {
-    let start = Instant::now();
-    while !path.exists() {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::thread::sleep(Duration::from_millis(100));
-}
-
-fn spawn(ws: &Workspace, args: &[&str]) -> std::process::Child {
-    StdCommand::new(assert_cmd::cargo::cargo_bin!("orchestrate"))
-        .current_dir(ws.path())
-        .args(args)
-        .env("NO_COLOR", "1")
-        .env_remove("ORCHESTRATE_STORE")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn orchestrate")
-}
-
-fn run_json(ws: &Workspace, args: &[&str]) -> serde_json::Value {
-    let out = ws.run(args);
-    assert!(
-        out.status.success(),
-        "run failed ({:?}):\n{}",
-        out.status.code(),
-        stderr(&out)
-    );
-    serde_json::from_slice(&out.stdout).expect("manifest JSON on stdout")
 }
 
 /// Stage name → (key, object) of a run manifest.
@@ -133,11 +98,8 @@ fn slurm_results_equal_local_results() {
     };
     let local = pipeline("equal");
     let slurm = pipeline("equal");
-    let l = run_json(&local, &["run", "experiments/p.yaml", "--json"]);
-    let s = run_json(
-        &slurm,
-        &["run", "experiments/p.yaml", "--json", "--executor", "slurm"],
-    );
+    let l = local.run_json(&["run", "experiments/p.yaml", "--json"]);
+    let s = slurm.run_json(&["run", "experiments/p.yaml", "--json", "--executor", "slurm"]);
     assert_eq!(stages_with(&s, "ran").len(), 6);
     assert_eq!(results(&l), results(&s), "keys and objects differ");
     // The stages really ran as Slurm jobs, and only there.
@@ -153,10 +115,7 @@ fn slurm_results_equal_local_results() {
         assert!(log.contains("job=none"), "{log}");
     }
     // A second Slurm run submits nothing.
-    let again = run_json(
-        &slurm,
-        &["run", "experiments/p.yaml", "--json", "--executor", "slurm"],
-    );
+    let again = slurm.run_json(&["run", "experiments/p.yaml", "--json", "--executor", "slurm"]);
     assert_eq!(stages_with(&again, "fresh").len(), 6);
 }
 
@@ -186,7 +145,7 @@ fn cancelled_job_is_retried() {
         "experiments/k.yaml",
         &KILLED.replace("PREFIX", &prefix("killed")),
     );
-    let running = spawn(&ws, &["run", "experiments/k.yaml", "--executor", "slurm"]);
+    let running = ws.spawn(&["run", "experiments/k.yaml", "--executor", "slurm"]);
     wait_for(&ws.join("first-attempt"), "the first attempt to start");
     let job = ws.read("first-attempt").trim().to_string();
     let cancel = StdCommand::new("timeout")
@@ -232,7 +191,7 @@ fn interrupt_cancels_every_job() {
     let ws = Workspace::new();
     let prefix = prefix("interrupt");
     ws.write("experiments/i.yaml", &HANGING.replace("PREFIX", &prefix));
-    let running = spawn(&ws, &["run", "experiments/i.yaml", "--executor", "slurm"]);
+    let running = ws.spawn(&["run", "experiments/i.yaml", "--executor", "slurm"]);
     wait_for(&ws.join("a-started"), "a job to start");
     let ours = |jobs: Vec<String>| -> Vec<String> {
         jobs.into_iter()
@@ -282,10 +241,7 @@ fn local_stage_in_a_slurm_experiment_runs_here() {
         "experiments/m.yaml",
         &MIXED.replace("PREFIX", &prefix("mixed")),
     );
-    let m = run_json(
-        &ws,
-        &["run", "experiments/m.yaml", "--json", "--executor", "slurm"],
-    );
+    let m = ws.run_json(&["run", "experiments/m.yaml", "--json", "--executor", "slurm"]);
     let obj = m["stages"][1]["object"].as_str().expect("object");
     let dir = format!("runs/.store/objects/{}/{obj}", &obj[..2]);
     assert_eq!(ws.read(&format!("{dir}/id.txt")), "unset\n");
@@ -343,18 +299,15 @@ fn max_jobs_caps_what_is_submitted() {
         "experiments/c.yaml",
         &CAPPED.replace("PREFIX", &prefix("capped")),
     );
-    let m = run_json(
-        &ws,
-        &[
-            "run",
-            "experiments/c.yaml",
-            "--json",
-            "--executor",
-            "slurm",
-            "--max-jobs",
-            "1",
-        ],
-    );
+    let m = ws.run_json(&[
+        "run",
+        "experiments/c.yaml",
+        "--json",
+        "--executor",
+        "slurm",
+        "--max-jobs",
+        "1",
+    ]);
     for s in m["stages"].as_array().expect("stages") {
         let obj = s["object"].as_str().expect("object");
         let n = ws.read(&format!("runs/.store/objects/{}/{obj}/n.txt", &obj[..2]));
