@@ -277,8 +277,9 @@ pub fn evaluations(run: &RunInfo) -> Result<Vec<EvaluationInput>, ReportError> {
         .collect()
 }
 
-/// A stage's sweep coordinates without the replicate seed (declared order when the context
-/// knows it).
+/// A stage's sweep coordinates, in declared order when the context knows it. An evaluation that
+/// gathers its replicates has no `seed` coordinate; one that fans out per seed keeps it, so that
+/// its cells stay distinct.
 fn coords_of(run: &RunInfo, stage: &str) -> Vec<(String, Value)> {
     let from_ctx = run
         .context
@@ -293,7 +294,7 @@ fn coords_of(run: &RunInfo, stage: &str) -> Vec<(String, Value)> {
             .map(|s| s.coords.clone().into_iter().collect())
             .unwrap_or_default()
     });
-    coords.into_iter().filter(|(k, _)| k != "seed").collect()
+    coords
 }
 
 /// Renders a run's report from its folder and the store; returns the view and the HTML.
