@@ -286,15 +286,14 @@ fn coords_of(run: &RunInfo, stage: &str) -> Vec<(String, Value)> {
         .as_ref()
         .and_then(|c| c.stages.get(stage))
         .map(|s| s.coords.clone());
-    let coords = from_ctx.unwrap_or_else(|| {
+    from_ctx.unwrap_or_else(|| {
         run.manifest
             .stages
             .iter()
             .find(|s| s.name == stage)
             .map(|s| s.coords.clone().into_iter().collect())
             .unwrap_or_default()
-    });
-    coords
+    })
 }
 
 /// Renders a run's report from its folder and the store; returns the view and the HTML.
