@@ -6,10 +6,10 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{Context, print_json};
+use super::Context;
 use crate::error::{Error, exit};
 use crate::report::compare::{self, Baseline};
-use crate::report::{Templates, render, run};
+use crate::report::{render, run};
 
 #[derive(Debug, Args)]
 pub struct CompareArgs {
@@ -56,27 +56,21 @@ pub fn compare(ctx: &Context, args: &CompareArgs) -> Result<i32, Error> {
             unit: args.baseline_in.clone(),
         },
     )?;
-    let templates = match &args.templates {
-        Some(d) => Templates::from_dir(cwd.join(d)),
-        None => Templates::embedded(),
-    };
+    let templates = super::report::templates(&cwd, args.templates.as_deref())?;
     let html = render::compare(&view, &templates)?;
     let out = match (&args.out, &runs[..]) {
         (Some(o), _) => cwd.join(o),
         (None, [(one, _)]) => one.dir.join("compare.html"),
         (None, _) => ctx.runs.join("compare.html"),
     };
-    std::fs::write(&out, html).map_err(|e| Error::io(&out, e))?;
-    if args.json {
-        print_json(&view)?;
-    }
-    for w in &view.warnings {
-        eprintln!("{:>12} {w}", "Warning");
-    }
-    eprintln!(
-        "{:>12} {}",
+    super::report::write_rendered(
+        ctx,
+        &out,
+        &html,
+        &view,
+        &view.warnings,
+        args.json,
         "Compare",
-        out.strip_prefix(&ctx.workspace).unwrap_or(&out).display()
-    );
+    )?;
     Ok(exit::OK)
 }

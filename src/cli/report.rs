@@ -2,7 +2,7 @@
 //! results, report context) and the store's objects (training curves). Nothing is recomputed and
 //! the store's index is not opened, so it works while another run holds the store.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 
@@ -35,32 +35,48 @@ pub fn report(ctx: &Context, args: &ReportArgs) -> Result<i32, Error> {
             args.run
         )));
     }
-    let templates = match &args.templates {
-        Some(d) if !d.is_dir() => {
-            return Err(Error::Usage(format!(
-                "--templates `{}` is not a folder",
-                d.display()
-            )));
-        }
-        Some(d) => Templates::from_dir(cwd.join(d)),
-        None => Templates::embedded(),
-    };
+    let templates = templates(&cwd, args.templates.as_deref())?;
     let (view, html) = run::render_run(&dir, &ctx.store, &templates)?;
     let out = match &args.out {
         Some(o) => cwd.join(o),
         None => dir.join("report.html"),
     };
-    std::fs::write(&out, html).map_err(|e| Error::io(&out, e))?;
-    if args.json {
-        print_json(&view)?;
+    write_rendered(ctx, &out, &html, &view, &view.warnings, args.json, "Report")?;
+    Ok(exit::OK)
+}
+
+/// The templates to render with: an override folder (checked to be one), or the embedded ones.
+pub(crate) fn templates(cwd: &Path, dir: Option<&Path>) -> Result<Templates, Error> {
+    match dir {
+        Some(d) if !cwd.join(d).is_dir() => Err(Error::Usage(format!(
+            "--templates `{}` is not a folder",
+            d.display()
+        ))),
+        Some(d) => Ok(Templates::from_dir(cwd.join(d))),
+        None => Ok(Templates::embedded()),
     }
-    for w in &view.warnings {
+}
+
+/// Writes a rendered page, prints its view model with `--json`, its warnings, and where it went.
+pub(crate) fn write_rendered(
+    ctx: &Context,
+    out: &Path,
+    html: &str,
+    view: &impl serde::Serialize,
+    warnings: &[String],
+    json: bool,
+    verb: &str,
+) -> Result<(), Error> {
+    std::fs::write(out, html).map_err(|e| Error::io(out, e))?;
+    if json {
+        print_json(view)?;
+    }
+    for w in warnings {
         eprintln!("{:>12} {w}", "Warning");
     }
     eprintln!(
-        "{:>12} {}",
-        "Report",
-        out.strip_prefix(&ctx.workspace).unwrap_or(&out).display()
+        "{verb:>12} {}",
+        out.strip_prefix(&ctx.workspace).unwrap_or(out).display()
     );
-    Ok(exit::OK)
+    Ok(())
 }
