@@ -14,7 +14,7 @@ use orchestrate::model::backend::CpuBackend;
 use orchestrate::model::data::{HostBatch, Rng};
 use orchestrate::model::jepa::{JepaSettings, JepaTrainer, MaskPlan};
 use orchestrate::model::tokens::BatchTensors;
-use orchestrate::model::{Arch, OptimSettings, PredictorArch};
+use orchestrate::model::{Arch, OptimSettings, PredictorArch, TokenizerKind};
 
 struct Shapes {
     t_img: usize,
@@ -91,6 +91,8 @@ fn main() {
             dim_head: c.dim / c.heads,
             mlp_dim: c.mlp,
             dropout: 0.0,
+            // The PyTorch peer shares one tokenizer per modality.
+            tokenizer: TokenizerKind::PerModality,
         },
         predictor: PredictorArch {
             pred_depth: c.pdepth,

@@ -57,6 +57,17 @@ impl ModelClass {
     }
 }
 
+/// How token features become token vectors (see [`tokens`] for why `per_slot` is the default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenizerKind {
+    /// One linear map per token slot.
+    #[default]
+    PerSlot,
+    /// One linear map per modality, shared by its tokens (PAPER.md's proposal).
+    PerModality,
+}
+
 /// The token transformer's shape: what a checkpoint needs to rebuild the modules.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -74,6 +85,7 @@ pub struct Arch {
     pub dim_head: usize,
     pub mlp_dim: usize,
     pub dropout: f64,
+    pub tokenizer: TokenizerKind,
 }
 
 impl Arch {

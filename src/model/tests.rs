@@ -3,6 +3,7 @@
 use burn::module::AutodiffModule;
 use burn::tensor::{Tensor, TensorData};
 
+use super::TokenizerKind;
 use super::backend::CpuBackend;
 use super::checkpoint;
 use super::data::{Normalization, Prepared, Rng};
@@ -10,7 +11,7 @@ use super::encoder::Dropout;
 use super::heads::Classifier;
 use super::jepa::{JepaSettings, JepaTrainer, MaskPlan, pretrain};
 use super::predictor::Predictor;
-use super::tokens::BatchTensors;
+use super::tokens::{BatchTensors, Tokenizer};
 use super::train::{TrainSettings, auc, train_classifier};
 use super::{Arch, ModelClass, OptimSettings, PredictorArch, to_vec};
 use crate::cohort::{COHORT_FORMAT, Cohort, Modality};
@@ -67,6 +68,7 @@ fn arch(c: &Cohort) -> Arch {
         dim_head: 8,
         mlp_dim: 32,
         dropout: 0.0,
+        tokenizer: TokenizerKind::PerSlot,
     }
 }
 
@@ -123,6 +125,56 @@ fn shapes_of_classifier_and_predictor() {
     assert_eq!(z.dims(), [4, 3, 16]);
     let out = p.forward(z, &keep, km, &tgt, tm, &mut Dropout::none());
     assert_eq!(out.dims(), [4, 2, 16]);
+}
+
+#[test]
+fn per_slot_tokenizers_tell_slots_apart_and_per_modality_ones_do_not() {
+    let dev = Default::default();
+    let c = tiny_cohort(2, 1, 0.0);
+    // Every imaging token of a patient carries the same features.
+    let (ti, wi) = (c.imaging.tokens, c.imaging.width);
+    let same: Vec<f32> = (0..2 * ti)
+        .flat_map(|_| (0..wi).map(|j| j as f32 - 1.5))
+        .collect();
+    let clin = vec![0f32; 2 * c.clinical.tokens * c.clinical.width];
+    let imaging = Tensor::<B, 3>::from_data(TensorData::new(same, [2, ti, wi]), &dev);
+    let clinical = Tensor::<B, 3>::from_data(
+        TensorData::new(clin, [2, c.clinical.tokens, c.clinical.width]),
+        &dev,
+    );
+    for (kind, distinct) in [
+        (TokenizerKind::PerSlot, true),
+        (TokenizerKind::PerModality, false),
+    ] {
+        let a = Arch {
+            tokenizer: kind,
+            ..arch(&c)
+        };
+        let t = Tokenizer::<B>::new(&a, &mut Rng::new(3, "t"), &dev);
+        let maps = t.imaging.dims()[0];
+        assert_eq!(maps, if distinct { ti } else { 1 });
+        // Remove the slot and modality embeddings: what is left is the projection.
+        let x = t.forward(imaging.clone(), clinical.clone());
+        let offsets = t.forward(imaging.clone().zeros_like(), clinical.clone());
+        let v = to_vec(x - offsets).unwrap();
+        let d = a.dim;
+        let (tok0, tok1) = (&v[..d], &v[d..2 * d]);
+        let gap = tok0
+            .iter()
+            .zip(tok1)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        // Equal up to the rounding of adding and removing the embeddings.
+        assert_eq!(gap > 1e-4, distinct, "{kind:?}: gap {gap}");
+        // Slot 1 of a per-slot tokenizer is exactly its own map applied to the features.
+        if distinct {
+            let w = to_vec(t.imaging.val().narrow(0, 1, 1)).unwrap();
+            for (k, got) in tok1.iter().enumerate() {
+                let want: f32 = (0..wi).map(|j| (j as f32 - 1.5) * w[j * d + k]).sum();
+                assert!((got - want).abs() < 1e-5, "dim {k}: {got} vs {want}");
+            }
+        }
+    }
 }
 
 #[test]

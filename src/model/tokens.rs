@@ -1,26 +1,36 @@
-//! Per-modality linear tokenizers with learned slot and modality embeddings, and the token
-//! encoder (tokenizer + transformer) that JEPA pretrains and classifiers finetune.
+//! Linear tokenizers with learned slot and modality embeddings, and the token encoder
+//! (tokenizer + transformer) that JEPA pretrains and classifiers finetune.
+//!
+//! The tokenizer maps each token's features with a map of its own slot (`per_slot`, the default)
+//! or with one map shared by every token of a modality (`per_modality`, PAPER.md's proposal).
+//! Why the default departs from PAPER.md: with a shared map and a mean pool, the model's imaging
+//! pathway starts as a function of the *sum* of the five imaging tokens, where the index nodule
+//! is drowned by four distractors; on the default synthetic study a logistic regression on the
+//! summed tokens reaches AUC 0.62, our shared-map imaging-only model 0.61, and a logistic
+//! regression on the index nodule alone 0.77. Separate maps per slot are what tabular
+//! transformers use for columns that mean different things (FT-Transformer's feature
+//! tokenizer), and the clinical tokens are different groups of signatures. A tokenizer has no
+//! bias: the slot embedding is already a learned per-slot offset.
 //!
 //! Token order is imaging first, then clinical. A missing modality is never imputed: its tokens
 //! are masked out of attention keys and of the pool by the presence mask.
 
 use burn::module::{Module, Param};
-use burn::nn::Linear;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 
-use super::Arch;
 use super::data::{HostBatch, Rng};
 use super::encoder::{Dropout, Transformer};
 use super::init;
+use super::{Arch, TokenizerKind};
 
 /// Imaging and clinical features → `[batch, tokens, dim]`.
 #[derive(Module, Debug)]
 pub struct Tokenizer<B: Backend> {
-    /// `img_width → dim`, shared by the imaging tokens.
-    pub imaging: Linear<B>,
-    /// `clin_width → dim`, shared by the clinical tokens.
-    pub clinical: Linear<B>,
+    /// `[maps, img_width, dim]`: one map per imaging slot (`per_slot`) or one shared (`maps` = 1).
+    pub imaging: Param<Tensor<B, 3>>,
+    /// `[maps, clin_width, dim]`, likewise for the clinical tokens.
+    pub clinical: Param<Tensor<B, 3>>,
     /// `[tokens, dim]`: one learned embedding per token slot.
     pub slots: Param<Tensor<B, 2>>,
     /// `[2, dim]`: imaging, clinical.
@@ -30,9 +40,21 @@ pub struct Tokenizer<B: Backend> {
 
 impl<B: Backend> Tokenizer<B> {
     pub fn new(arch: &Arch, rng: &mut Rng, device: &B::Device) -> Self {
+        let maps = |tokens: usize| match arch.tokenizer {
+            TokenizerKind::PerSlot => tokens,
+            TokenizerKind::PerModality => 1,
+        };
         Tokenizer {
-            imaging: init::linear(arch.img_width, arch.dim, true, rng, device),
-            clinical: init::linear(arch.clin_width, arch.dim, true, rng, device),
+            imaging: init::normal_param(
+                [maps(arch.img_tokens), arch.img_width, arch.dim],
+                rng,
+                device,
+            ),
+            clinical: init::normal_param(
+                [maps(arch.clin_tokens), arch.clin_width, arch.dim],
+                rng,
+                device,
+            ),
             slots: init::normal_param([arch.tokens(), arch.dim], rng, device),
             modality: init::normal_param([2, arch.dim], rng, device),
             img_tokens: arch.img_tokens,
@@ -46,8 +68,8 @@ impl<B: Backend> Tokenizer<B> {
         let tc = clinical.dims()[1];
         let x = Tensor::cat(
             vec![
-                self.imaging.forward(imaging),
-                self.clinical.forward(clinical),
+                project(imaging, self.imaging.val()),
+                project(clinical, self.clinical.val()),
             ],
             1,
         );
@@ -62,6 +84,20 @@ impl<B: Backend> Tokenizer<B> {
             0,
         );
         x + (self.slots.val() + per_slot).reshape([1, t, d])
+    }
+}
+
+/// `x` `[batch, tokens, width]` through `maps` `[1 or tokens, width, dim]` → `[batch, tokens, dim]`.
+fn project<B: Backend>(x: Tensor<B, 3>, maps: Tensor<B, 3>) -> Tensor<B, 3> {
+    let [b, t, w] = x.dims();
+    let [m, _, d] = maps.dims();
+    if m == 1 {
+        x.reshape([b * t, w])
+            .matmul(maps.reshape([w, d]))
+            .reshape([b, t, d])
+    } else {
+        // [tokens, batch, width] · [tokens, width, dim]: one matmul per slot.
+        x.swap_dims(0, 1).matmul(maps).swap_dims(0, 1)
     }
 }
 

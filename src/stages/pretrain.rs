@@ -8,7 +8,7 @@
 //!
 //! Config keys follow I-JEPA (`pred_depth`, `pred_emb_dim`, `ema`, `weight_decay`,
 //! `final_weight_decay`, `start_lr`, `final_lr`, `warmup` in epochs) and the lab's code
-//! (`random_seed`, `embedding_dim`, `depth`, `heads`, `dim_head`, `mlp_dim`, `dropout`,
+//! (`random_seed`, `embedding_dim`, `depth`, `heads`, `dim_head`, `mlp_dim`, `dropout`, `tokenizer`,
 //! `batch_size`, `epochs`, `lr`, `schedule`).
 
 use std::io::Write;
@@ -24,7 +24,7 @@ use crate::exec::task::TaskFile;
 use crate::model::jepa::JepaSettings;
 use crate::model::pipeline;
 use crate::model::train::TrainSettings;
-use crate::model::{Arch, ModelClass, OptimSettings, PredictorArch};
+use crate::model::{Arch, ModelClass, OptimSettings, PredictorArch, TokenizerKind};
 
 pub const DEPS: DepSpec = DepSpec {
     required: &["data"],
@@ -71,6 +71,9 @@ pub struct PretrainConfig {
     pub mlp_dim: usize,
     /// Dropout on the residual branches (training only).
     pub dropout: f64,
+    /// `per_slot` (one linear map per token slot) or `per_modality` (one map shared by a
+    /// modality's tokens, PAPER.md's proposal).
+    pub tokenizer: TokenizerKind,
     /// Predictor blocks (JEPA).
     pub pred_depth: usize,
     /// Predictor token width (JEPA; narrower than `embedding_dim`).
@@ -119,6 +122,7 @@ impl Default for PretrainConfig {
             dim_head: 8,
             mlp_dim: 64,
             dropout: 0.0,
+            tokenizer: TokenizerKind::default(),
             pred_depth: 1,
             pred_emb_dim: 24,
             batch_size: 128,
@@ -247,6 +251,7 @@ impl PretrainConfig {
             dim_head: self.dim_head,
             mlp_dim: self.mlp_dim,
             dropout: self.dropout,
+            tokenizer: self.tokenizer,
         }
     }
 

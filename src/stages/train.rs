@@ -18,7 +18,7 @@ use super::pretrain::{LrSchedule, check_common, logger, one_input, read_cohort, 
 use crate::exec::task::TaskFile;
 use crate::model::pipeline::{self, Init, InitFrom};
 use crate::model::train::TrainSettings;
-use crate::model::{Arch, ModelClass, OptimSettings};
+use crate::model::{Arch, ModelClass, OptimSettings, TokenizerKind};
 
 pub const DEPS: DepSpec = DepSpec {
     required: &["data"],
@@ -45,6 +45,9 @@ pub struct TrainConfig {
     pub dim_head: usize,
     pub mlp_dim: usize,
     pub dropout: f64,
+    /// `per_slot` (one linear map per token slot) or `per_modality` (one map shared by a
+    /// modality's tokens, PAPER.md's proposal).
+    pub tokenizer: TokenizerKind,
     pub batch_size: usize,
     /// Maximum epochs.
     pub epochs: usize,
@@ -77,6 +80,7 @@ impl Default for TrainConfig {
             dim_head: 8,
             mlp_dim: 64,
             dropout: 0.1,
+            tokenizer: TokenizerKind::default(),
             batch_size: 32,
             epochs: 60,
             lr: 5e-4,
@@ -156,6 +160,7 @@ pub fn run(task: &TaskFile, log: &mut dyn Write) -> Result<Value, String> {
             dim_head: cfg.dim_head,
             mlp_dim: cfg.mlp_dim,
             dropout: cfg.dropout,
+            tokenizer: cfg.tokenizer,
         },
         optim: OptimSettings {
             lr: cfg.lr,
