@@ -17,6 +17,7 @@ const KINDS: &[(&str, &[&str])] = &[
         "synth",
         &[
             "src/synth",
+            "src/rng.rs",
             "src/stages/synth.rs",
             "src/stages/config.rs",
             "src/cohort",
@@ -28,6 +29,7 @@ const KINDS: &[(&str, &[&str])] = &[
         "evaluate",
         &[
             "src/stats",
+            "src/rng.rs",
             "src/stages/evaluate.rs",
             "src/stages/config.rs",
         ],
@@ -43,6 +45,7 @@ const KINDS: &[(&str, &[&str])] = &[
         "pretrain",
         &[
             "src/model",
+            "src/rng.rs",
             "src/cohort",
             "src/stages/config.rs",
             "src/stages/pretrain.rs",
@@ -54,6 +57,7 @@ const KINDS: &[(&str, &[&str])] = &[
         "train",
         &[
             "src/model",
+            "src/rng.rs",
             "src/cohort",
             "src/stages/config.rs",
             "src/stages/train.rs",
@@ -66,6 +70,7 @@ const KINDS: &[(&str, &[&str])] = &[
         "predict",
         &[
             "src/model",
+            "src/rng.rs",
             "src/cohort",
             "src/stages/config.rs",
             "src/stages/predict.rs",

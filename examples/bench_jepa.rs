@@ -11,10 +11,11 @@
 use std::time::Instant;
 
 use orchestrate::model::backend::CpuBackend;
-use orchestrate::model::data::{HostBatch, Rng};
+use orchestrate::model::data::HostBatch;
 use orchestrate::model::jepa::{JepaSettings, JepaTrainer, MaskPlan};
 use orchestrate::model::tokens::BatchTensors;
 use orchestrate::model::{Arch, OptimSettings, PredictorArch, TokenizerKind};
+use orchestrate::rng::Rng;
 
 struct Shapes {
     t_img: usize,
@@ -116,7 +117,7 @@ fn main() {
         collapse_std: 0.0,
         seed: 0,
     };
-    let mut rng = Rng::new(0, "bench-data");
+    let mut rng = Rng::stream(0, "bench-data");
     let host = HostBatch {
         size: c.batch,
         imaging: (0..c.batch * c.t_img * c.d_img)

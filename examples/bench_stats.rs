@@ -9,17 +9,18 @@
 //! ≤ 0.5 s at n = 100,000; a paired two-model bootstrap ≤ 2× a single one; DeLong at n = 1,000,000
 //! in ≤ 0.5 s.
 
+use orchestrate::rng::Rng;
 use orchestrate::stats::{
-    BootstrapConfig, Direction, IntervalMethod, ResampleRng, bootstrap_ci, delong_ci,
-    delong_paired, paired_bootstrap,
+    BootstrapConfig, Direction, IntervalMethod, bootstrap_ci, delong_ci, delong_paired,
+    paired_bootstrap,
 };
 use std::time::Instant;
 
 fn synth(n: usize, seed: u64) -> (Vec<f64>, Vec<f64>, Vec<bool>) {
-    let mut rng = ResampleRng::for_stream(seed, 0);
+    let mut rng = Rng::indexed(seed, 0);
     let mut normal = move || {
         // Box–Muller; 1 − u avoids ln(0).
-        let (u1, u2) = (1.0 - rng.unit_f64(), rng.unit_f64());
+        let (u1, u2) = (1.0 - rng.uniform(), rng.uniform());
         (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
     };
     let mut y = Vec::with_capacity(n);

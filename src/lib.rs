@@ -14,6 +14,7 @@ pub mod fingerprint;
 pub mod model;
 pub mod plan;
 pub mod report;
+pub mod rng;
 pub mod stages;
 pub mod stats;
 pub mod store;

@@ -1,77 +1,13 @@
 //! Turning cohorts into batches: feature normalization, seeded shuffles and stratified splits,
-//! and the host-side batch layout the modules read. The RNG is a small local generator so that
-//! no draw ever depends on a global state shared with other code.
+//! and the host-side batch layout the modules read. Every draw comes from the crate's
+//! [`Rng`](crate::rng::Rng), never from a global state shared with other code.
 
 use serde::{Deserialize, Serialize};
 
 use crate::cohort::{Cohort, Modality};
 
 use super::ModelClass;
-
-/// SplitMix64: tiny, fast and good enough for shuffles, masks and initial weights.
-#[derive(Debug, Clone)]
-pub struct Rng {
-    state: u64,
-}
-
-impl Rng {
-    /// A stream for `seed` and a purpose `stream` (e.g. "init", "shuffle").
-    pub fn new(seed: u64, stream: &str) -> Rng {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in stream.bytes() {
-            h ^= b as u64;
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        let mut r = Rng {
-            state: seed ^ h.rotate_left(17),
-        };
-        r.next_u64();
-        r
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    pub fn uniform(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Uniform integer in [0, n).
-    pub fn below(&mut self, n: usize) -> usize {
-        ((self.next_u64() as u128 * n as u128) >> 64) as usize
-    }
-
-    /// Standard normal (Box–Muller).
-    pub fn normal(&mut self) -> f64 {
-        let u1 = self.uniform().max(1e-300);
-        let u2 = self.uniform();
-        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
-    }
-
-    /// Normal with standard deviation `std`, truncated to ±2 std (I-JEPA's init).
-    pub fn trunc_normal(&mut self, std: f64) -> f32 {
-        loop {
-            let z = self.normal();
-            if z.abs() <= 2.0 {
-                return (z * std) as f32;
-            }
-        }
-    }
-
-    /// Fisher–Yates shuffle.
-    pub fn shuffle<T>(&mut self, v: &mut [T]) {
-        for i in (1..v.len()).rev() {
-            let j = self.below(i + 1);
-            v.swap(i, j);
-        }
-    }
-}
+use crate::rng::Rng;
 
 /// Per-feature standardization of one modality, fitted on the present patients of a cohort.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -306,17 +242,17 @@ mod tests {
     fn rng_streams_are_reproducible_and_distinct() {
         let a: Vec<u64> = (0..4)
             .map({
-                let mut r = Rng::new(7, "x");
+                let mut r = Rng::stream(7, "x");
                 move |_| r.next_u64()
             })
             .collect();
         let b: Vec<u64> = (0..4)
             .map({
-                let mut r = Rng::new(7, "x");
+                let mut r = Rng::stream(7, "x");
                 move |_| r.next_u64()
             })
             .collect();
-        let c = Rng::new(7, "y").next_u64();
+        let c = Rng::stream(7, "y").next_u64();
         assert_eq!(a, b);
         assert_ne!(a[0], c);
     }
@@ -324,7 +260,7 @@ mod tests {
     #[test]
     fn split_is_stratified_and_disjoint() {
         let labels: Vec<u8> = (0..100).map(|i| (i % 4 == 0) as u8).collect();
-        let (tr, va) = stratified_split(&labels, 0.2, &mut Rng::new(1, "split"));
+        let (tr, va) = stratified_split(&labels, 0.2, &mut Rng::stream(1, "split"));
         assert_eq!(tr.len() + va.len(), 100);
         assert_eq!(va.iter().filter(|&&i| labels[i] == 1).count(), 5);
         assert_eq!(va.iter().filter(|&&i| labels[i] == 0).count(), 15);

@@ -8,8 +8,8 @@ use burn::tensor::activation::{gelu, softmax};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 
-use super::data::Rng;
 use super::init;
+use crate::rng::Rng;
 
 /// Added to the attention score of a masked key: `exp` of it underflows to exactly 0, while a
 /// row whose keys are all masked stays finite (uniform) instead of NaN.

@@ -8,10 +8,11 @@ use burn::tensor::activation::gelu;
 use burn::tensor::backend::Backend;
 
 use super::Arch;
-use super::data::{Prepared, Rng};
+use super::data::Prepared;
 use super::encoder::Dropout;
 use super::init;
 use super::tokens::{BatchTensors, TokenEncoder, masked_mean};
+use crate::rng::Rng;
 
 /// Pooled features `[batch, dim]` → logits `[batch]`.
 #[derive(Module, Debug)]

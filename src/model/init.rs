@@ -6,7 +6,7 @@ use burn::nn::{LayerNorm, LayerNormConfig, Linear};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 
-use super::data::Rng;
+use crate::rng::Rng;
 
 /// Standard deviation of the truncated-normal init.
 pub const INIT_STD: f64 = 0.02;

@@ -9,12 +9,13 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
 use serde::Serialize;
 
-use super::data::{Prepared, Rng, shuffled_batches};
+use super::data::{Prepared, shuffled_batches};
 use super::encoder::Dropout;
 use super::optim::{AdamW, Schedule, ema_update};
 use super::predictor::Predictor;
 use super::tokens::{BatchTensors, TokenEncoder};
 use super::{Arch, OptimSettings, PredictorArch};
+use crate::rng::Rng;
 
 /// Everything a JEPA run needs besides the data.
 #[derive(Debug, Clone)]
@@ -155,7 +156,7 @@ pub struct JepaTrainer<B: AutodiffBackend> {
 
 impl<B: AutodiffBackend> JepaTrainer<B> {
     pub fn new(settings: JepaSettings, device: B::Device) -> Self {
-        let mut rng = Rng::new(settings.seed, "jepa-init");
+        let mut rng = Rng::stream(settings.seed, "jepa-init");
         let context = TokenEncoder::<B>::new(&settings.arch, &mut rng, &device);
         let predictor = Predictor::new(
             settings.arch.dim,
@@ -169,7 +170,7 @@ impl<B: AutodiffBackend> JepaTrainer<B> {
             online: Online { context, predictor },
             target,
             opt: AdamW::default(),
-            rng: Rng::new(settings.seed, "jepa-dropout"),
+            rng: Rng::stream(settings.seed, "jepa-dropout"),
             settings,
             device,
         }
@@ -273,8 +274,8 @@ pub fn pretrain<B: AutodiffBackend>(
         total_steps: total,
     };
     let mut trainer = JepaTrainer::<B>::new(s.clone(), device.clone());
-    let mut shuffle = Rng::new(s.seed, "jepa-shuffle");
-    let mut masks = Rng::new(s.seed, "jepa-masks");
+    let mut shuffle = Rng::stream(s.seed, "jepa-shuffle");
+    let mut masks = Rng::stream(s.seed, "jepa-masks");
     let all: Vec<usize> = (0..data.n).collect();
     let mut epochs = Vec::with_capacity(s.epochs);
     let mut step = 0usize;

@@ -231,8 +231,8 @@ pub fn ema_update<B: Backend, M: Module<B>>(target: M, online: &M, momentum: f64
 mod tests {
     use super::*;
     use crate::model::backend::CpuBackend;
-    use crate::model::data::Rng;
     use crate::model::init;
+    use crate::rng::Rng;
     use burn::nn::{LayerNorm, Linear};
 
     type B = CpuBackend;
@@ -245,7 +245,7 @@ mod tests {
 
     fn tiny() -> Tiny<B> {
         let d = Default::default();
-        let mut rng = Rng::new(1, "t");
+        let mut rng = Rng::stream(1, "t");
         Tiny {
             lin: init::linear(3, 2, true, &mut rng, &d),
             norm: init::layer_norm(2, &d),
@@ -296,7 +296,7 @@ mod tests {
     #[test]
     fn ema_moves_target_toward_online() {
         let d = Default::default();
-        let mut rng = Rng::new(2, "a");
+        let mut rng = Rng::stream(2, "a");
         let a: Linear<B> = init::linear(2, 2, true, &mut rng, &d);
         let b: Linear<B> = init::linear(2, 2, true, &mut rng, &d);
         let (va, vb) = (values(&a), values(&b));

@@ -10,7 +10,7 @@ use burn::tensor::backend::AutodiffBackend;
 
 use super::backend::{BackendJob, DeviceInfo, run_on};
 use super::checkpoint::{self, CheckpointKind, ModelCard};
-use super::data::{Normalization, Prepared, Rng};
+use super::data::{Normalization, Prepared};
 use super::heads::{Classifier, predict as predict_logits};
 use super::jepa::{JepaOutcome, JepaSettings, pretrain};
 use super::tokens::TokenEncoder;
@@ -18,6 +18,7 @@ use super::train::{TrainOutcome, TrainSettings, train_classifier};
 use super::{Arch, ModelClass, checkpoint::CHECKPOINT_FORMAT};
 use crate::cohort::Cohort;
 use crate::dsl::Backend;
+use crate::rng::Rng;
 
 /// Which encoder of a JEPA checkpoint initializes finetuning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default)]
@@ -136,7 +137,7 @@ impl BackendJob for TrainJob<'_> {
                     dropout: settings.arch.dropout,
                     ..card.arch.clone()
                 };
-                let mut rng = Rng::new(settings.seed, "train-init");
+                let mut rng = Rng::stream(settings.seed, "train-init");
                 let encoder = match card.kind {
                     CheckpointKind::Jepa => {
                         let fresh = TokenEncoder::<B>::new(&settings.arch, &mut rng, &device);
@@ -227,7 +228,7 @@ impl BackendJob for PredictJob<'_> {
     type Output = Result<(ModelCard, Vec<Vec<f32>>), String>;
     fn run<B: AutodiffBackend>(self, device: B::Device, _info: &DeviceInfo) -> Self::Output {
         let card = checkpoint::read_card(self.dir)?;
-        let mut rng = Rng::new(0, "predict-shell");
+        let mut rng = Rng::stream(0, "predict-shell");
         let shell = Classifier::<B::InnerBackend>::new(&card.arch, &mut rng, &device);
         let role = match card.kind {
             CheckpointKind::Jepa => {

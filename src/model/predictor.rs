@@ -7,9 +7,9 @@ use burn::nn::Linear;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
 
-use super::data::Rng;
 use super::encoder::{Dropout, Transformer};
 use super::{PredictorArch, init};
+use crate::rng::Rng;
 
 #[derive(Module, Debug)]
 pub struct Predictor<B: Backend> {

@@ -6,7 +6,7 @@ use burn::tensor::{Tensor, TensorData};
 use super::TokenizerKind;
 use super::backend::CpuBackend;
 use super::checkpoint;
-use super::data::{Normalization, Prepared, Rng};
+use super::data::{Normalization, Prepared};
 use super::encoder::Dropout;
 use super::heads::Classifier;
 use super::jepa::{JepaSettings, JepaTrainer, MaskPlan, pretrain};
@@ -15,6 +15,7 @@ use super::tokens::{BatchTensors, Tokenizer};
 use super::train::{TrainSettings, auc, train_classifier};
 use super::{Arch, ModelClass, OptimSettings, PredictorArch, to_vec};
 use crate::cohort::{COHORT_FORMAT, Cohort, Modality};
+use crate::rng::Rng;
 
 type B = CpuBackend;
 
@@ -22,9 +23,9 @@ type B = CpuBackend;
 /// the label is `z0 > 0`. Clinical is missing for a `missing` share of patients.
 pub fn tiny_cohort(n: usize, seed: u64, missing: f64) -> Cohort {
     let (ti, di, tc, dc) = (3, 4, 2, 4);
-    let mut rng = Rng::new(seed, "tiny-cohort");
+    let mut rng = Rng::stream(seed, "tiny-cohort");
     // Fixed loadings (the same for every cohort of the test).
-    let mut lr = Rng::new(99, "loadings");
+    let mut lr = Rng::stream(99, "loadings");
     let li: Vec<f64> = (0..ti * di * 2).map(|_| lr.normal()).collect();
     let lc: Vec<f64> = (0..tc * dc * 2).map(|_| lr.normal()).collect();
     let mut imaging = Modality::zeros(n, ti, di);
@@ -101,7 +102,7 @@ fn shapes_of_classifier_and_predictor() {
     let data = Prepared::new(&c, &Normalization::fit(&c), ModelClass::Multimodal).unwrap();
     let b = batch_of(&data, &[0, 1, 2, 3]);
     let dev = Default::default();
-    let mut rng = Rng::new(0, "t");
+    let mut rng = Rng::stream(0, "t");
     let m = Classifier::<B>::new(&a, &mut rng, &dev);
     assert_eq!(m.forward(&b, &mut Dropout::none()).dims(), [4]);
     assert_eq!(m.pooled(&b, &mut Dropout::none()).dims(), [4, 16]);
@@ -150,7 +151,7 @@ fn per_slot_tokenizers_tell_slots_apart_and_per_modality_ones_do_not() {
             tokenizer: kind,
             ..arch(&c)
         };
-        let t = Tokenizer::<B>::new(&a, &mut Rng::new(3, "t"), &dev);
+        let t = Tokenizer::<B>::new(&a, &mut Rng::stream(3, "t"), &dev);
         let maps = t.imaging.dims()[0];
         assert_eq!(maps, if distinct { ti } else { 1 });
         // Remove the slot and modality embeddings: what is left is the projection.
@@ -183,7 +184,7 @@ fn a_missing_modality_changes_nothing_whatever_its_values() {
     c.clinical.present[1] = false;
     let a = arch(&c);
     let norm = Normalization::fit(&c);
-    let m = Classifier::<B>::new(&a, &mut Rng::new(3, "m"), &Default::default());
+    let m = Classifier::<B>::new(&a, &mut Rng::stream(3, "m"), &Default::default());
     let pooled = |c: &Cohort| {
         let data = Prepared::new(c, &norm, ModelClass::Multimodal).unwrap();
         let b = batch_of(&data, &[0, 1, 2, 3]);
@@ -231,13 +232,13 @@ fn a_missing_modality_changes_nothing_whatever_its_values() {
 #[test]
 fn checkpoint_round_trips_bytes() {
     let c = tiny_cohort(4, 2, 0.0);
-    let m = Classifier::<B>::new(&arch(&c), &mut Rng::new(5, "m"), &Default::default());
+    let m = Classifier::<B>::new(&arch(&c), &mut Rng::stream(5, "m"), &Default::default());
     let (shapes, bytes) = checkpoint::to_bytes(&m).unwrap();
-    let other = Classifier::<B>::new(&arch(&c), &mut Rng::new(6, "m"), &Default::default());
+    let other = Classifier::<B>::new(&arch(&c), &mut Rng::stream(6, "m"), &Default::default());
     let loaded = checkpoint::from_bytes(other, &shapes, &bytes, &Default::default()).unwrap();
     assert_eq!(checkpoint::to_bytes(&loaded).unwrap().1, bytes);
     let bad = vec![vec![1usize]];
-    let third = Classifier::<B>::new(&arch(&c), &mut Rng::new(6, "m"), &Default::default());
+    let third = Classifier::<B>::new(&arch(&c), &mut Rng::stream(6, "m"), &Default::default());
     assert!(checkpoint::from_bytes(third, &bad, &bytes, &Default::default()).is_err());
 }
 
@@ -342,7 +343,7 @@ fn supervised_training_learns_a_separable_signal_and_is_deterministic() {
     // Scores on a fresh cohort stay informative.
     let test = tiny_cohort(200, 12, 0.3);
     let td = Prepared::new(&test, &Normalization::fit(&c), ModelClass::Multimodal).unwrap();
-    let m = Classifier::<B>::new(&s.arch, &mut Rng::new(0, "x"), &Default::default());
+    let m = Classifier::<B>::new(&s.arch, &mut Rng::stream(0, "x"), &Default::default());
     let m = checkpoint::from_bytes(
         m,
         &checkpoint::to_bytes(&m_shapes(&s)).unwrap().0,
@@ -356,5 +357,5 @@ fn supervised_training_learns_a_separable_signal_and_is_deterministic() {
 }
 
 fn m_shapes(s: &TrainSettings) -> Classifier<B> {
-    Classifier::<B>::new(&s.arch, &mut Rng::new(0, "x"), &Default::default())
+    Classifier::<B>::new(&s.arch, &mut Rng::stream(0, "x"), &Default::default())
 }

@@ -19,10 +19,11 @@ use burn::module::{Module, Param};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 
-use super::data::{HostBatch, Rng};
+use super::data::HostBatch;
 use super::encoder::{Dropout, Transformer};
 use super::init;
 use super::{Arch, TokenizerKind};
+use crate::rng::Rng;
 
 /// Imaging and clinical features → `[batch, tokens, dim]`.
 #[derive(Module, Debug)]

@@ -7,12 +7,13 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{ElementConversion, Tensor};
 use serde::Serialize;
 
-use super::data::{Prepared, Rng, shuffled_batches, stratified_split};
+use super::data::{Prepared, shuffled_batches, stratified_split};
 use super::encoder::Dropout;
 use super::heads::{Classifier, predict};
 use super::optim::{AdamW, Schedule};
 use super::tokens::{BatchTensors, TokenEncoder};
 use super::{Arch, OptimSettings};
+use crate::rng::Rng;
 
 type Best<B> = (Classifier<B>, usize, f64, Option<f64>);
 
@@ -93,7 +94,7 @@ pub fn train_classifier<B: AutodiffBackend>(
         .as_ref()
         .ok_or_else(|| "the training cohort has no labels".to_string())?;
     let (train_idx, val_idx) =
-        stratified_split(labels, s.val_fraction, &mut Rng::new(s.seed, "split"));
+        stratified_split(labels, s.val_fraction, &mut Rng::stream(s.seed, "split"));
     if train_idx.is_empty() || val_idx.is_empty() {
         return Err(format!(
             "the training cohort ({} patients) is too small for a validation split of {}",
@@ -102,7 +103,7 @@ pub fn train_classifier<B: AutodiffBackend>(
     }
     let val = data.subset(&val_idx);
     let val_labels = val.labels.clone().unwrap_or_default();
-    let mut rng = Rng::new(s.seed, "train-init");
+    let mut rng = Rng::stream(s.seed, "train-init");
     let mut model = Classifier::<B>::new(&s.arch, &mut rng, device);
     if let Some(enc) = init {
         model.encoder = enc;
@@ -113,8 +114,8 @@ pub fn train_classifier<B: AutodiffBackend>(
         total_steps: steps_per_epoch * s.epochs,
     };
     let mut opt = AdamW::<B>::default();
-    let mut shuffle = Rng::new(s.seed, "train-shuffle");
-    let mut drop_rng = Rng::new(s.seed, "train-dropout");
+    let mut shuffle = Rng::stream(s.seed, "train-shuffle");
+    let mut drop_rng = Rng::stream(s.seed, "train-dropout");
     // (model, epoch, validation loss, validation AUC) of the best epoch so far.
     let mut best: Option<Best<B::InnerBackend>> = None;
     let mut epochs = Vec::new();

@@ -4,7 +4,7 @@
 //!   observed numbers of positives and negatives), or over all rows. With cluster ids (several rows
 //!   per patient) whole clusters are resampled and all their rows taken; stratification then uses
 //!   the cluster's class, "contains a positive row" or not.
-//! * **Determinism.** Resample `b` draws from its own stream `ResampleRng::for_stream(seed, b)`, and
+//! * **Determinism.** Resample `b` draws from its own stream `Rng::indexed(seed, b)`, and
 //!   results are collected in resample order, so neither the thread count nor the scheduling can
 //!   change a digit.
 //! * **Speed.** Each model's scores are sorted once into tie groups. A resample only counts how
@@ -20,7 +20,7 @@
 use super::StatsError;
 use super::auc::{Direction, TieGroups, auc_from_twice_u};
 use super::delong::{check_level, std_normal, two_sided_normal_p};
-use super::rng::ResampleRng;
+use crate::rng::Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use statrs::distribution::ContinuousCDF;
@@ -325,7 +325,7 @@ impl SlotCounts for [u32] {
 impl Engine<'_> {
     /// Draws resample `b`: for each stratum, as many units as it holds, uniformly with replacement.
     fn draw<C: SlotCounts + ?Sized>(&self, counts: &mut C, b: u64) {
-        let mut rng = ResampleRng::for_stream(self.seed, b);
+        let mut rng = Rng::indexed(self.seed, b);
         for w in self.design.stratum_start.windows(2) {
             let (first, len) = (w[0] as usize, w[1] - w[0]);
             rng.draw_below(len, len as usize, |k| counts.bump(first + k as usize));
@@ -929,7 +929,7 @@ mod tests {
         let neg: Vec<usize> = (0..s.len()).filter(|&i| !d.poor[i]).collect();
         let pos: Vec<usize> = (0..s.len()).filter(|&i| d.poor[i]).collect();
         for b in 0..5u64 {
-            let mut rng = ResampleRng::for_stream(42, b);
+            let mut rng = crate::rng::Rng::indexed(42, b);
             let mut rows = Vec::new();
             for stratum in [&neg, &pos] {
                 rng.draw_below(stratum.len() as u32, stratum.len(), |k| {
@@ -974,7 +974,7 @@ mod tests {
             .collect();
         let mut k = 0;
         for b in 0..50u64 {
-            let mut rng = ResampleRng::for_stream(8, b);
+            let mut rng = crate::rng::Rng::indexed(8, b);
             let mut rows: Vec<usize> = Vec::new();
             for stratum in &strata {
                 rng.draw_below(stratum.len() as u32, stratum.len(), |u| {

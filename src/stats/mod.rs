@@ -17,7 +17,6 @@ pub mod bootstrap;
 pub mod calibration;
 pub mod delong;
 mod error;
-pub mod rng;
 pub mod roc;
 pub mod threshold;
 
@@ -34,7 +33,6 @@ pub use delong::{
     delong_placements, delong_unpaired,
 };
 pub use error::StatsError;
-pub use rng::ResampleRng;
 pub use roc::{RocBandPoint, RocPoint, roc_band, roc_curve};
 pub use threshold::{
     Proportion, ProportionInterval, ThresholdMetrics, proportion_interval, sens_spec_at_threshold,

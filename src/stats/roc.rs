@@ -95,7 +95,7 @@ pub fn roc_band(
     let curves: Vec<Vec<f64>> = (0..resamples)
         .into_par_iter()
         .map(|b| {
-            let mut rng = super::rng::ResampleRng::for_stream(seed, b as u64);
+            let mut rng = crate::rng::Rng::indexed(seed, b as u64);
             let mut weight = vec![0u32; scores.len()];
             rng.draw_below(positives.len() as u32, positives.len(), |k| {
                 weight[positives[k as usize] as usize] += 1

@@ -25,9 +25,9 @@
 
 use super::config::SynthConfig;
 use super::latent::{Latents, sigmoid};
-use super::rng::Rng;
 use super::world::{LEAK_AMPLITUDE, NUISANCE_FACTORS, Population, World};
 use crate::cohort::{COHORT_FORMAT, Cohort, Modality};
+use crate::rng::Rng;
 
 /// One split of the synthetic study.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -12,7 +12,7 @@
 //!
 //! with fixed unit-norm weights w_s, w_i, w_c, so the bracket has unit variance whatever ρ.
 
-use super::rng::Rng;
+use crate::rng::Rng;
 
 /// The three latent causes of one patient.
 #[derive(Debug, Clone, PartialEq)]
@@ -86,7 +86,7 @@ mod tests {
     use super::*;
 
     fn model(rho: f64) -> LabelModel {
-        let mut r = Rng::new(1);
+        let mut r = Rng::from_seed(1);
         LabelModel {
             rho,
             alpha: 1.0,
@@ -101,7 +101,7 @@ mod tests {
     fn the_bracket_has_unit_variance_for_every_rho() {
         for rho in [0.0, 0.3, 1.0] {
             let m = model(rho);
-            let mut r = Rng::new(2);
+            let mut r = Rng::from_seed(2);
             let xs: Vec<f64> = (0..100_000)
                 .map(|_| m.logit(&Latents::draw(&mut r, 3, &[])))
                 .collect();

@@ -17,7 +17,6 @@ pub mod bayes;
 pub mod config;
 pub mod generate;
 pub mod latent;
-pub mod rng;
 pub mod world;
 
 use std::collections::BTreeMap;
@@ -180,7 +179,7 @@ mod tests {
         for (rho, shared_matters, own_matters) in [(1.0, true, false), (0.0, false, true)] {
             let cfg = SynthConfig { rho, ..small() };
             let w = World::draw(&cfg, 3);
-            let mut r = rng::Rng::new(9);
+            let mut r = crate::rng::Rng::from_seed(9);
             let lat = latent::Latents::draw(&mut r, cfg.latent_dim, &[]);
             let mut no_shared = lat.clone();
             no_shared.z_s.fill(0.0);
@@ -202,7 +201,7 @@ mod tests {
         let corr = |rho: f64| {
             let cfg = SynthConfig { rho, ..small() };
             let w = World::draw(&cfg, 4);
-            let mut r = rng::Rng::new(5);
+            let mut r = crate::rng::Rng::from_seed(5);
             let (mut img, mut clin) = (Vec::new(), Vec::new());
             for _ in 0..20_000 {
                 let lat = latent::Latents::draw(&mut r, cfg.latent_dim, &[]);

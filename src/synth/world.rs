@@ -7,7 +7,7 @@
 
 use super::config::SynthConfig;
 use super::latent::LabelModel;
-use super::rng::Rng;
+use crate::rng::Rng;
 
 /// Rate of the pre-diagnosis code among benign patients (and among all patients at λ = 0).
 pub const LEAK_BASE_RATE: f64 = 0.1;
