@@ -37,7 +37,12 @@ const KINDS: &[(&str, &[&str])] = &[
     // The CSV loader, its validation and the cohort table format it writes.
     (
         "cohort",
-        &["src/stages/cohort.rs", "src/stages/config.rs", "src/cohort"],
+        &[
+            "src/stages/cohort.rs",
+            "src/stages/config.rs",
+            "src/cohort",
+            "src/csv.rs",
+        ],
     ),
     // The model zoo (burn), the cohort format it reads and each model stage's own file
     // (`train` and `predict` share helpers in `pretrain.rs`; validation AUC uses `stats/auc.rs`).

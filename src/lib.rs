@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod cohort;
+pub mod csv;
 pub mod dsl;
 pub mod error;
 pub mod exec;

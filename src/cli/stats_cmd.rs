@@ -6,6 +6,7 @@
 //! result as JSON or a short table. All statistics come from `crate::stats`; nothing here computes
 //! one. Errors name the file, column and row; the caller maps them to exit code 2.
 
+use crate::csv;
 use crate::stats::{self, BootstrapConfig, Direction, StatsError};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -60,8 +61,12 @@ pub enum StatsCmdError {
     Empty { path: String },
     #[error("`{path}` has a header but no data rows")]
     NoRows { path: String },
-    #[error("`{path}`, line {line}: unterminated double quote")]
-    UnterminatedQuote { path: String, line: usize },
+    #[error("`{path}`, line {line}: {message}")]
+    Csv {
+        path: String,
+        line: usize,
+        message: String,
+    },
     #[error("`{path}`, row {row} (line {line}): {found} fields but the header has {expected}")]
     FieldCount {
         path: String,
@@ -154,75 +159,6 @@ pub enum StatsCmdError {
     },
 }
 
-/// One parsed CSV record and the line it starts on.
-struct Record {
-    line: usize,
-    fields: Vec<String>,
-}
-
-/// Splits CSV text into records: commas separate fields, double quotes may enclose a field (with
-/// `""` for a literal quote, and commas or newlines inside), `\n` or `\r\n` end a record, blank
-/// lines are skipped.
-fn parse_csv(path: &str, text: &str) -> Result<Vec<Record>, StatsCmdError> {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut records = Vec::new();
-    let mut fields: Vec<String> = Vec::new();
-    let mut field = String::new();
-    let mut in_quotes = false;
-    let mut line = 1;
-    let mut record_line = 1;
-    let mut chars = text.chars().peekable();
-    let mut finish_record = |fields: &mut Vec<String>, field: &mut String, record_line: usize| {
-        fields.push(std::mem::take(field));
-        let is_blank = fields.len() == 1 && fields[0].trim().is_empty();
-        if !is_blank {
-            records.push(Record {
-                line: record_line,
-                fields: std::mem::take(fields),
-            });
-        }
-        fields.clear();
-    };
-    while let Some(c) = chars.next() {
-        if in_quotes {
-            match c {
-                '"' if chars.peek() == Some(&'"') => {
-                    chars.next();
-                    field.push('"');
-                }
-                '"' => in_quotes = false,
-                '\n' => {
-                    line += 1;
-                    field.push('\n');
-                }
-                _ => field.push(c),
-            }
-            continue;
-        }
-        match c {
-            '"' if field.is_empty() => in_quotes = true,
-            ',' => fields.push(std::mem::take(&mut field)),
-            '\r' if chars.peek() == Some(&'\n') => {}
-            '\n' => {
-                finish_record(&mut fields, &mut field, record_line);
-                line += 1;
-                record_line = line;
-            }
-            _ => field.push(c),
-        }
-    }
-    if in_quotes {
-        return Err(StatsCmdError::UnterminatedQuote {
-            path: path.to_owned(),
-            line: record_line,
-        });
-    }
-    if !field.is_empty() || !fields.is_empty() {
-        finish_record(&mut fields, &mut field, record_line);
-    }
-    Ok(records)
-}
-
 /// The columns `stats` needs, read and validated.
 struct StudyTable {
     path: String,
@@ -274,7 +210,11 @@ fn read_table(args: &StatsArgs) -> Result<StudyTable, StatsCmdError> {
         path: path.clone(),
         source,
     })?;
-    let records = parse_csv(&path, &text)?;
+    let records = csv::records(&text).map_err(|(line, message)| StatsCmdError::Csv {
+        path: path.clone(),
+        line,
+        message,
+    })?;
     let Some((header, rows)) = records.split_first() else {
         return Err(StatsCmdError::Empty { path });
     };
@@ -302,7 +242,7 @@ fn read_table(args: &StatsArgs) -> Result<StudyTable, StatsCmdError> {
     let mut default_positive: Option<&'static str> = None;
     for (i, rec) in rows.iter().enumerate() {
         let row = i + 1;
-        let line = rec.line;
+        let line = rec.row;
         if rec.fields.len() != header.len() {
             return Err(StatsCmdError::FieldCount {
                 path,
@@ -847,7 +787,7 @@ mod tests {
         );
         let csv = TempCsv::new("quote.csv", "y,s\n1,\"0.5\n");
         let e = err(&[csv.path(), "--label", "y", "--score", "s"]);
-        assert!(e.contains("line 2: unterminated double quote"), "{e}");
+        assert!(e.contains("line 2: a quoted field is never closed"), "{e}");
         let csv = TempCsv::new("dup.csv", "y,s,s\n1,0.5,0.5\n");
         let e = err(&[csv.path(), "--label", "y", "--score", "s"]);
         assert!(e.contains("column `s` appears more than once"), "{e}");

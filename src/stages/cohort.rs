@@ -42,6 +42,7 @@ use serde_json::{Value, json};
 
 use super::config::{ConfigError, from_task, typed};
 use crate::cohort::{COHORT_FORMAT, Cohort, Modality};
+use crate::csv::{self, Record};
 use crate::exec::task::TaskFile;
 
 /// The split names a cohort stage may declare (the `synth` stage's outputs).
@@ -341,89 +342,12 @@ impl fmt::Display for LoadError {
 // ---------------------------------------------------------------------------------------------
 // CSV reading
 
-/// One CSV record with the line it starts on.
-#[derive(Debug, Clone)]
-struct Record {
-    row: usize,
-    fields: Vec<String>,
-}
-
 /// A parsed CSV file: header and rows, every row as wide as the header.
 #[derive(Debug, Clone)]
 struct Table {
     file: String,
     header: Vec<String>,
     rows: Vec<Record>,
-}
-
-/// Splits `text` into records: comma-separated, `"…"` quoting with `""` for a quote (quoted
-/// fields may span lines), `\n` or `\r\n` line ends, blank lines skipped, a leading UTF-8 BOM
-/// ignored, unquoted fields trimmed of spaces.
-fn parse_records(text: &str) -> Result<Vec<Record>, (usize, String)> {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut records = Vec::new();
-    let mut fields: Vec<String> = Vec::new();
-    let mut field = String::new();
-    let mut quoted = false;
-    let mut in_quotes = false;
-    let mut line = 1;
-    let mut start = 1;
-    let mut chars = text.chars().peekable();
-    let finish_field = |field: &mut String, quoted: &mut bool, fields: &mut Vec<String>| {
-        let f = std::mem::take(field);
-        fields.push(if *quoted { f } else { f.trim().to_string() });
-        *quoted = false;
-    };
-    while let Some(c) = chars.next() {
-        if in_quotes {
-            match c {
-                '"' if chars.peek() == Some(&'"') => {
-                    chars.next();
-                    field.push('"');
-                }
-                '"' => in_quotes = false,
-                '\n' => {
-                    line += 1;
-                    field.push(c);
-                }
-                _ => field.push(c),
-            }
-            continue;
-        }
-        match c {
-            '"' if field.trim().is_empty() && !quoted => {
-                field.clear();
-                in_quotes = true;
-                quoted = true;
-            }
-            '"' => return Err((line, "a quote inside an unquoted field".to_string())),
-            ',' => finish_field(&mut field, &mut quoted, &mut fields),
-            '\r' if chars.peek() == Some(&'\n') => {}
-            '\n' => {
-                finish_field(&mut field, &mut quoted, &mut fields);
-                let done = std::mem::take(&mut fields);
-                if !(done.len() == 1 && done[0].is_empty()) {
-                    records.push(Record {
-                        row: start,
-                        fields: done,
-                    });
-                }
-                line += 1;
-                start = line;
-            }
-            _ => field.push(c),
-        }
-    }
-    if in_quotes {
-        return Err((start, "a quoted field is never closed".to_string()));
-    }
-    if !field.is_empty() || quoted || !fields.is_empty() {
-        finish_field(&mut field, &mut quoted, &mut fields);
-        if !(fields.len() == 1 && fields[0].is_empty()) {
-            records.push(Record { row: start, fields });
-        }
-    }
-    Ok(records)
 }
 
 impl Table {
@@ -435,7 +359,7 @@ impl Table {
             message,
         };
         let mut records =
-            parse_records(text).map_err(|(row, message)| err(Some(row), None, message))?;
+            csv::records(text).map_err(|(row, message)| err(Some(row), None, message))?;
         if records.is_empty() {
             return Err(err(
                 None,
@@ -1365,19 +1289,6 @@ mod tests {
         assert_eq!(e.path, ["splits"]);
         let e = resolve(&json!({"splits": {"internal": {"clinical": "a", "imaging": "b"}}, "lab": {"img_tokens": 0}})).unwrap_err();
         assert_eq!(e.path, ["lab", "img_tokens"]);
-    }
-
-    #[test]
-    fn csv_records_handle_quotes_crlf_and_blank_lines() {
-        let recs =
-            parse_records("\u{feff}a,b\r\n\"x,1\",\"say \"\"hi\"\"\"\n\n\"multi\nline\",2\n3,4")
-                .expect("parses");
-        let rows: Vec<usize> = recs.iter().map(|r| r.row).collect();
-        assert_eq!(rows, [1, 2, 4, 6]);
-        assert_eq!(recs[1].fields, ["x,1", "say \"hi\""]);
-        assert_eq!(recs[2].fields, ["multi\nline", "2"]);
-        assert_eq!(recs[3].fields, ["3", "4"]);
-        assert!(parse_records("a\n\"open,1\n").is_err());
     }
 
     #[test]
