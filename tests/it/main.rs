@@ -9,5 +9,6 @@ mod faults;
 mod malformed;
 mod models;
 mod report;
+mod science;
 mod slurm;
 mod verify;

@@ -1,0 +1,134 @@
+//! The study's scientific checks at reduced sizes (tests/fixtures/science/reduced.yaml: 2,000
+//! unlabeled and 300 finetuning patients, 600 per test cohort, 2 training seeds), run once through
+//! the real CLI and shared by the tests below. Full-size figures are in the README.
+//!
+//! Asserted: what the default synthetic world shows (internal: multimodal and JEPA > imaging-only,
+//! JEPA not significantly worse than multimodal from scratch; a clinical model's internal →
+//! external drop that disappears with no leak and no shift; JEPA pretraining loss below the
+//! predict-the-mean baseline, no collapse). Not asserted, because the study does not show them
+//! (README, "Results"): JEPA strictly ahead of multimodal from scratch (a tie), and the paper's
+//! external crossover, imaging-only ≥ JEPA. Thresholds are the paper's orderings and a 5% level.
+
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+use crate::common::{Workspace, stderr};
+
+struct Study {
+    /// `evaluate` of the default world (models imaging, clinical, multimodal, jepa).
+    default: Value,
+    /// `evaluate_clean`: the clinical-only model where λ = 0 and shift = 0.
+    clean: Value,
+    /// The recorded metrics of `pretrain_jepa`.
+    pretrain: Value,
+}
+
+fn study() -> &'static Study {
+    static STUDY: OnceLock<Study> = OnceLock::new();
+    STUDY.get_or_init(|| {
+        let ws = Workspace::new();
+        ws.write(
+            "experiments/reduced.yaml",
+            include_str!("../fixtures/science/reduced.yaml"),
+        );
+        ws.run_json(&["run", "-j", "2", "experiments/reduced.yaml", "--json"]);
+        let results: Value =
+            serde_json::from_str(&ws.read("runs/science-reduced/latest/results.json"))
+                .expect("results.json");
+        let out = ws.run(&["show", "pretrain_jepa", "--json"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let shown: Value = serde_json::from_slice(&out.stdout).expect("show JSON");
+        Study {
+            default: results["evaluations"]["evaluate"].clone(),
+            clean: results["evaluations"]["evaluate_clean"].clone(),
+            pretrain: shown["record"]["metrics"].clone(),
+        }
+    })
+}
+
+/// Mean over training seeds of `model`'s AUC on `cohort`.
+fn seed_mean(eval: &Value, model: &str, cohort: &str) -> f64 {
+    let row = eval["models"]
+        .as_array()
+        .expect("models")
+        .iter()
+        .find(|r| r["model"] == model && r["cohort"] == cohort)
+        .unwrap_or_else(|| panic!("no {model} on {cohort}"));
+    let aucs: Vec<f64> = row["per_seed"]
+        .as_array()
+        .expect("per_seed")
+        .iter()
+        .map(|s| s["auc"].as_f64().expect("auc"))
+        .collect();
+    assert_eq!(aucs.len(), 2, "{row}");
+    aucs.iter().sum::<f64>() / aucs.len() as f64
+}
+
+/// The declared comparison `a` − `b` on `cohort` (primary or secondary).
+fn comparison<'a>(eval: &'a Value, a: &str, b: &str, cohort: &str) -> &'a Value {
+    std::iter::once(&eval["primary"])
+        .chain(eval["secondary"].as_array().expect("secondary"))
+        .find(|c| c["a"] == a && c["b"] == b && c["cohort"] == cohort)
+        .unwrap_or_else(|| panic!("no comparison {a} − {b} on {cohort}"))
+}
+
+/// `model`'s internal → external drop: (AUC difference, unpaired DeLong p).
+fn drop(eval: &Value, model: &str) -> (f64, f64) {
+    let row = eval["external_shift"]
+        .as_array()
+        .expect("external_shift")
+        .iter()
+        .find(|r| r["model"] == model)
+        .unwrap_or_else(|| panic!("no shift row for {model}"));
+    (
+        row["delta"].as_f64().expect("delta"),
+        row["p"].as_f64().expect("p"),
+    )
+}
+
+#[test]
+fn internal_multimodal_models_beat_imaging_only_and_jepa_is_not_worse_than_scratch() {
+    let e = &study().default;
+    let imaging = seed_mean(e, "imaging", "internal");
+    for model in ["multimodal", "jepa"] {
+        let auc = seed_mean(e, model, "internal");
+        assert!(auc > imaging, "{model} {auc:.3} ≤ imaging {imaging:.3}");
+        // Significant on the seed ensemble (paired DeLong).
+        let c = comparison(e, model, "imaging", "internal");
+        assert!(c["delong"]["lo"].as_f64().expect("lo") > 0.0, "{c}");
+    }
+    // JEPA ≥ multimodal-from-scratch is a tie in this world (full size: +0.005, p = 0.63; here
+    // the seed means differ by under 0.01 and the sign follows the seeds), so what is asserted
+    // is that JEPA is not significantly worse.
+    let c = comparison(e, "jepa", "multimodal", "internal");
+    assert!(c["delong"]["hi"].as_f64().expect("hi") > 0.0, "{c}");
+}
+
+#[test]
+fn the_external_drop_comes_from_the_leak_and_the_shift() {
+    let s = study();
+    let (with, p_with) = drop(&s.default, "clinical");
+    assert!(
+        with > 0.05 && p_with < 0.05,
+        "at the defaults the clinical model should lose AUC externally: drop {with:.3}, p {p_with:.3}"
+    );
+    let (without, p_without) = drop(&s.clean, "clinical");
+    assert!(
+        p_without > 0.05 && without < with,
+        "with λ = 0 and shift = 0 the drop should vanish: drop {without:.3}, p {p_without:.3}"
+    );
+    // Imaging is not read through the record's coding: no significant drop either way.
+    let (_, p_imaging) = drop(&s.default, "imaging");
+    assert!(p_imaging > 0.05, "imaging drop p {p_imaging:.3}");
+}
+
+#[test]
+fn jepa_pretraining_beats_the_mean_baseline_without_collapse() {
+    let m = &study().pretrain;
+    let final_loss = m["final_loss"].as_f64().expect("final_loss");
+    let baseline = m["baseline_loss"].as_f64().expect("baseline_loss");
+    assert!(final_loss < 0.95 * baseline, "{m}");
+    assert_eq!(m["collapsed"], false, "{m}");
+    assert!(m["target_std_min"].as_f64().expect("std") > 0.1, "{m}");
+}
