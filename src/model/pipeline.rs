@@ -8,7 +8,7 @@ use std::path::Path;
 use burn::module::AutodiffModule;
 use burn::tensor::backend::AutodiffBackend;
 
-use super::backend::{BackendJob, DeviceInfo, run_on};
+use super::backend::{BackendJob, DeviceInfo, device_info, run_on};
 use super::checkpoint::{self, CheckpointKind, ModelCard};
 use super::data::{Normalization, Prepared};
 use super::heads::{Classifier, predict as predict_logits};
@@ -258,18 +258,4 @@ pub fn predict(
     let info = device_info(backend);
     let (card, scores) = run_on(backend, PredictJob { dir, cohorts })??;
     Ok((card, scores, info))
-}
-
-/// The device a backend runs on (what records say).
-pub fn device_info(backend: Backend) -> DeviceInfo {
-    match backend {
-        Backend::Cpu => DeviceInfo {
-            backend: "cpu".to_string(),
-            device: "ndarray-cpu".to_string(),
-        },
-        Backend::Cuda => DeviceInfo {
-            backend: "cuda".to_string(),
-            device: "cuda:0".to_string(),
-        },
-    }
 }

