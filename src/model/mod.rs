@@ -7,8 +7,8 @@
 //! declare as outputs.
 //!
 //! Determinism: every random draw (weight init, shuffles, masks, dropout, validation split) comes
-//! from the small seeded [`data::Rng`], never from burn's global generator, so two runs of the same
-//! config on CPU produce the same bytes whatever the test or thread interleaving.
+//! from the crate's seeded [`crate::rng::Rng`], never from burn's global generator, so two runs of
+//! the same config on CPU produce the same bytes whatever the test or thread interleaving.
 
 pub mod backend;
 pub mod checkpoint;
