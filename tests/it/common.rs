@@ -109,3 +109,13 @@ pub fn wait_for(path: &Path, what: &str) {
     }
     std::thread::sleep(std::time::Duration::from_millis(100));
 }
+
+/// The recorded metrics of `stage` in `store` (from `orchestrate show --json`).
+pub fn stage_metrics(ws: &Workspace, store: &str, stage: &str) -> serde_json::Value {
+    let out = ws.run(&["--store", store, "show", stage, "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("show JSON");
+    let metrics = &v["record"]["metrics"];
+    assert!(metrics.is_object(), "no metrics in {v}");
+    metrics.clone()
+}

@@ -2,7 +2,7 @@
 //! it → per-patient scores, bit-identical across two stores; and a clear refusal of `--backend
 //! cuda` where CUDA cannot be used.
 
-use crate::common::{Workspace, stderr};
+use crate::common::{Workspace, stage_metrics, stderr};
 
 const EXPERIMENT: &str = r#"
 experiment: models-tiny
@@ -84,37 +84,20 @@ fn pretrain_train_predict_is_bit_identical_across_stores() {
     assert!(rows[0].starts_with("jepa,5,external,"), "{}", rows[0]);
     assert!(rows[119].starts_with("jepa,5,internal,"), "{}", rows[119]);
 
-    let pre = metrics(&ws, "store-a", "jepa");
+    let pre = stage_metrics(&ws, "store-a", "jepa");
     assert_eq!(pre["backend"], "cpu", "{pre}");
     assert_eq!(pre["device"], "flex-cpu", "{pre}");
     assert_eq!(pre["collapsed"], false, "{pre}");
     assert!(pre["final_loss"].as_f64().is_some(), "{pre}");
-    assert_eq!(metrics(&ws, "store-a", "finetune")["pretrained"], true);
+    assert_eq!(
+        stage_metrics(&ws, "store-a", "finetune")["pretrained"],
+        true
+    );
     assert_eq!(
         pre,
-        metrics(&ws, "store-b", "jepa"),
+        stage_metrics(&ws, "store-b", "jepa"),
         "metrics differ across stores"
     );
-}
-
-/// The recorded metrics of `stage` (from `orchestrate show --json`).
-fn metrics(ws: &Workspace, store: &str, stage: &str) -> serde_json::Value {
-    let out = ws.run(&["--store", store, "show", stage, "--json"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("show JSON");
-    find_key(&v, "metrics")
-        .cloned()
-        .unwrap_or_else(|| panic!("no metrics in {v}"))
-}
-
-fn find_key<'a>(v: &'a serde_json::Value, key: &str) -> Option<&'a serde_json::Value> {
-    match v {
-        serde_json::Value::Object(m) => m
-            .get(key)
-            .or_else(|| m.values().find_map(|x| find_key(x, key))),
-        serde_json::Value::Array(a) => a.iter().find_map(|x| find_key(x, key)),
-        _ => None,
-    }
 }
 
 #[test]

@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
-use crate::common::{Workspace, stderr};
+use crate::common::{Workspace, stage_metrics};
 
 struct Study {
     /// `evaluate` of the default world (models imaging, clinical, multimodal, jepa).
@@ -32,17 +32,22 @@ fn study() -> &'static Study {
             "experiments/reduced.yaml",
             include_str!("../fixtures/science/reduced.yaml"),
         );
-        ws.run_json(&["run", "-j", "2", "experiments/reduced.yaml", "--json"]);
+        ws.run_json(&[
+            "--store",
+            "store",
+            "run",
+            "-j",
+            "2",
+            "experiments/reduced.yaml",
+            "--json",
+        ]);
         let results: Value =
             serde_json::from_str(&ws.read("runs/science-reduced/latest/results.json"))
                 .expect("results.json");
-        let out = ws.run(&["show", "pretrain_jepa", "--json"]);
-        assert!(out.status.success(), "{}", stderr(&out));
-        let shown: Value = serde_json::from_slice(&out.stdout).expect("show JSON");
         Study {
             default: results["evaluations"]["evaluate"].clone(),
             clean: results["evaluations"]["evaluate_clean"].clone(),
-            pretrain: shown["record"]["metrics"].clone(),
+            pretrain: stage_metrics(&ws, "store", "pretrain_jepa"),
         }
     })
 }
