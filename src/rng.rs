@@ -166,7 +166,8 @@ impl Rng {
     }
 
     /// Standardized Laplace (mean 0, variance 1: scale 1/√2) by the inverse CDF. Heavier tails
-    /// than a normal, so the synthetic latent causes are non-Gaussian as PAPER.md asks.
+    /// than a normal, so the synthetic latent causes are non-Gaussian (docs/study.md, "The
+    /// synthetic environment").
     pub fn laplace(&mut self) -> f64 {
         let u = self.open_uniform() - 0.5;
         let b = std::f64::consts::FRAC_1_SQRT_2;

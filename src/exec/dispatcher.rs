@@ -2,8 +2,8 @@
 //! within `--max-jobs` instead), runs each attempt through an executor (a local worker process
 //! or a Slurm job), verifies and commits results, and is the only code that writes the index.
 //!
-//! Commit protocol (DESIGN.md, non-negotiable 5): a worker writes into `scratch/<task>/out`,
-//! then its result file; the dispatcher re-hashes the folder, renames it to
+//! Commit protocol (docs/design.md, "Non-negotiable 5: atomic commit"): a worker writes into
+//! `scratch/<task>/out`, then its result file; the dispatcher re-hashes the folder, renames it to
 //! `objects/<digest>`, and only then writes the index record. A crash at any point leaves either
 //! no record (and a scratch folder that the next run deletes) or a complete one.
 

@@ -1,8 +1,9 @@
-//! JEPA pretraining (PAPER.md, "Canonical JEPA recipe"): a context encoder sees some token slots,
-//! a narrower predictor predicts the layer-normed features that an EMA target encoder computes for
-//! the hidden slots, with a smooth-L1 loss. Masks are cross-modal (predict one modality from the
-//! other) or random, one mask per batch. The collapse monitor logs the per-slot, per-dimension
-//! standard deviation of the targets across patients and the loss of predicting their mean.
+//! JEPA pretraining (docs/study.md, "Canonical JEPA recipe"): a context encoder sees some token
+//! slots, a narrower predictor predicts the layer-normed features that an EMA target encoder
+//! computes for the hidden slots, with a smooth-L1 loss. Masks are cross-modal (predict one
+//! modality from the other) or random, one mask per batch. The collapse monitor logs the
+//! per-slot, per-dimension standard deviation of the targets across patients and the loss of
+//! predicting their mean.
 
 use burn::module::{AutodiffModule, Module};
 use burn::tensor::backend::{AutodiffBackend, Backend};

@@ -1,5 +1,5 @@
-//! The model zoo of PAPER.md ("Proposal: the model zoo"), written with burn: the token transformer,
-//! JEPA pretraining, supervised training with early stopping, inference and checkpoints.
+//! The model zoo (docs/study.md, "The model zoo"), written with burn: the token transformer, JEPA
+//! pretraining, supervised training with early stopping, inference and checkpoints.
 //!
 //! Owns every use of burn in the crate (stage files call the functions here with plain data).
 //! Knows nothing of the store, the index, tasks or YAML: it reads [`crate::cohort::Cohort`]s and
@@ -64,7 +64,7 @@ pub enum TokenizerKind {
     /// One linear map per token slot.
     #[default]
     PerSlot,
-    /// One linear map per modality, shared by its tokens (PAPER.md's proposal).
+    /// One linear map per modality, shared by its tokens (the original design).
     PerModality,
 }
 

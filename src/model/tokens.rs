@@ -1,16 +1,16 @@
 //! Linear tokenizers with learned slot and modality embeddings, and the token encoder
 //! (tokenizer + transformer) that JEPA pretrains and classifiers finetune.
 //!
-//! The tokenizer maps each token's features with a map of its own slot (`per_slot`, the default)
-//! or with one map shared by every token of a modality (`per_modality`, PAPER.md's proposal).
-//! Why the default departs from PAPER.md: with a shared map and a mean pool, the model's imaging
-//! pathway starts as a function of the *sum* of the five imaging tokens, where the index nodule
-//! is drowned by four distractors; on the default synthetic study a logistic regression on the
-//! summed tokens reaches AUC 0.62, our shared-map imaging-only model 0.61, and a logistic
-//! regression on the index nodule alone 0.77. Separate maps per slot are what tabular
-//! transformers use for columns that mean different things (FT-Transformer's feature
-//! tokenizer), and the clinical tokens are different groups of signatures. A tokenizer has no
-//! bias: the slot embedding is already a learned per-slot offset.
+//! The tokenizer maps each token's features with a map of its own slot (`per_slot`, the default) or
+//! with one map shared by every token of a modality (`per_modality`, the original design's). Why
+//! the default departs from it (docs/design.md, "Deviations from the original design"): with a
+//! shared map and a mean pool, the model's imaging pathway starts as a function of the *sum* of the
+//! five imaging tokens, where the index nodule is drowned by four distractors; on the default
+//! synthetic study a logistic regression on the summed tokens reaches AUC 0.62, our shared-map
+//! imaging-only model 0.61, and a logistic regression on the index nodule alone 0.77. Separate maps
+//! per slot are what tabular transformers use for columns that mean different things
+//! (FT-Transformer's feature tokenizer), and the clinical tokens are different groups of
+//! signatures. A tokenizer has no bias: the slot embedding is already a learned per-slot offset.
 //!
 //! Token order is imaging first, then clinical. A missing modality is never imputed: its tokens
 //! are masked out of attention keys and of the pool by the presence mask.

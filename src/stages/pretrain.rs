@@ -52,7 +52,8 @@ pub enum LrSchedule {
     Constant,
 }
 
-/// The `pretrain` config. Sizes default to the CPU model of PAPER.md (dim 32, depth 2, heads 4).
+/// The `pretrain` config. Sizes default to the CPU model (dim 32, depth 2, heads 4) of
+/// docs/study.md, "The model zoo".
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PretrainConfig {
@@ -72,7 +73,7 @@ pub struct PretrainConfig {
     /// Dropout on the residual branches (training only).
     pub dropout: f64,
     /// `per_slot` (one linear map per token slot) or `per_modality` (one map shared by a
-    /// modality's tokens, PAPER.md's proposal).
+    /// modality's tokens, the original design).
     pub tokenizer: TokenizerKind,
     /// Predictor blocks (JEPA).
     pub pred_depth: usize,

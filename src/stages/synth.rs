@@ -1,4 +1,5 @@
-//! `synth` stages: the synthetic environment of PAPER.md, written as cohort tables.
+//! `synth` stages: the synthetic environment (docs/study.md, "The synthetic environment"), written
+//! as cohort tables.
 //!
 //! Outputs one cohort folder per split (`unlabeled`, `incomplete`, `finetune`, `internal`,
 //! `external`, disjoint patient ids) and `truth.json` with the Bayes AUC of each test cohort.

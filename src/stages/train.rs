@@ -46,7 +46,7 @@ pub struct TrainConfig {
     pub mlp_dim: usize,
     pub dropout: f64,
     /// `per_slot` (one linear map per token slot) or `per_modality` (one map shared by a
-    /// modality's tokens, PAPER.md's proposal).
+    /// modality's tokens, the original design).
     pub tokenizer: TokenizerKind,
     pub batch_size: usize,
     /// Maximum epochs.

@@ -5,7 +5,8 @@
 //! Owns: the numbers a report prints and the method, resamples, seed and level behind each one.
 //! Must never touch: files, the store, the clock or global RNGs. Every function here is pure: the
 //! same inputs give the same bits on any machine and any thread count (the bootstrap draws from the
-//! module's own documented RNG, see [`rng`]). Undefined quantities are [`StatsError`]s, never NaN.
+//! crate's own documented RNG, see [`crate::rng`]). Undefined quantities are [`StatsError`]s,
+//! never NaN.
 //!
 //! Conventions: labels are `bool` (`true` = positive class); the score direction is the caller's
 //! [`Direction`], never inferred; results match R's pROC 1.18 (and scikit-learn for the AUC), which

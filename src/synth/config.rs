@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The knobs of the synthetic environment (PAPER.md, "Proposal: the synthetic environment").
+/// The knobs of the synthetic environment (docs/study.md, "The synthetic environment").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SynthConfig {

@@ -44,7 +44,8 @@ pub struct SplitSpec {
 
 /// The five splits, in output order. The unlabeled split is complete by construction (JEPA
 /// pretraining needs both modalities); the finetune and test splits are complete too, since
-/// PAPER.md describes missingness only for the supervised-pretraining set.
+/// the study's design has missingness only in the supervised-pretraining set (docs/study.md,
+/// "The synthetic environment").
 pub const SPLITS: [SplitSpec; 5] = [
     SplitSpec {
         name: "unlabeled",

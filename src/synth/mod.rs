@@ -1,11 +1,11 @@
-//! The synthetic environment of PAPER.md ("Proposal: the synthetic environment"): latent causes,
+//! The synthetic environment (docs/study.md, "The synthetic environment"): latent causes,
 //! a label with a tunable shared-cause share ρ, imaging and clinical tokens, a pre-diagnosis-code
 //! leak at the home institution, an external institution with shifted coding, population and
 //! scanner, and the Bayes AUC of each test cohort.
 //!
-//! Owns the generator as pure functions of a [`SynthConfig`] and a seed, with its own RNG
-//! ([`rng`]) so outputs never change with a crate upgrade. Must never touch files, the store or
-//! the clock: the `synth` stage (`stages::synth`) writes what this module returns.
+//! Owns the generator as pure functions of a [`SynthConfig`] and a seed, with the crate's own RNG
+//! ([`crate::rng`]) so outputs never change with a crate upgrade. Must never touch files, the
+//! store or the clock: the `synth` stage (`stages::synth`) writes what this module returns.
 //!
 //! - [`config`]: the knobs and their ranges.
 //! - [`latent`]: the latent causes and the label model.
