@@ -160,8 +160,32 @@ pub(super) fn latest_run_dir(ctx: &Context, experiment: &str) -> Option<PathBuf>
 pub(super) fn read_manifest(run_dir: &Path) -> Result<RunManifest, Error> {
     let p = run_dir.join("manifest.json");
     let bytes = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| Error::Usage(format!("`{}` is not a run manifest: {e}", p.display())))
+    let m: RunManifest = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::Usage(format!("`{}` is not a run manifest: {e}", p.display())))?;
+    // A run folder may come from elsewhere (a copied `runs/`): its names are names, and its
+    // experiment file a path inside the workspace, before anything opens it.
+    let bad = |what: &str, value: &str| {
+        Error::Usage(format!(
+            "`{}` is not a run manifest: `{what}` is `{}`, not {}",
+            p.display(),
+            crate::csv::shown(value),
+            if what == "file" {
+                "a workspace-relative path"
+            } else {
+                "a name"
+            }
+        ))
+    };
+    if !crate::dsl::valid_experiment_name(&m.experiment) {
+        return Err(bad("experiment", &m.experiment));
+    }
+    if !crate::verify::bundle::valid_run_id(&m.run_id) {
+        return Err(bad("run_id", &m.run_id));
+    }
+    if !crate::verify::bundle::valid_relative_file(&m.file) {
+        return Err(bad("file", &m.file));
+    }
+    Ok(m)
 }
 
 /// Describes the run in `run_dir` as a lock, with the records of `ctx`'s store (metrics and key

@@ -133,6 +133,7 @@ impl Context {
 /// Entry point of the binary: parses arguments, runs the command, prints errors, returns the
 /// exit code.
 pub fn main() -> i32 {
+    quiet_broken_pipes();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -155,6 +156,25 @@ pub fn main() -> i32 {
             e.exit_code()
         }
     }
+}
+
+/// `orchestrate status | head -1`: when the reader of stdout (or stderr) goes away, the output
+/// is no longer wanted, so the process ends quietly with exit 0 instead of panicking the way
+/// `println!` does on a closed pipe. Every other panic keeps the default report.
+fn quiet_broken_pipes() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.starts_with("failed printing to std") && message.contains("Broken pipe") {
+            std::process::exit(exit::OK);
+        }
+        default(info);
+    }));
 }
 
 fn dispatch(cli: &Cli) -> Result<i32, Error> {

@@ -39,6 +39,15 @@ pub struct ReproduceArgs {
     /// Compare with this lock file [default: the experiment file with the extension `.lock`]
     #[arg(long, value_name = "FILE")]
     pub lock: Option<PathBuf>,
+    /// With a bundle: recompute the bundle's own experiment file instead of the workspace's;
+    /// its `command` stages run shell commands chosen by the bundle's author (they are listed
+    /// before anything runs)
+    #[arg(long)]
+    pub bundle_experiment: bool,
+    /// Use the reference's tolerance policy even where it is looser than the defaults
+    /// (identical on the same platform, AUCs ±0.005 across platforms)
+    #[arg(long)]
+    pub accept_lock_policy: bool,
 }
 
 /// What the recomputation is compared with.
@@ -48,12 +57,45 @@ struct Reference {
     label: String,
 }
 
+/// What `reproduce` was asked to recompute.
+struct Target {
+    /// The experiment file (workspace-relative or absolute).
+    file: PathBuf,
+    reference: Option<Reference>,
+    /// `--bundle-experiment`: the bundle's experiment file, validated, to be written into the
+    /// isolated store's folder once everything else is checked.
+    bundled: Option<Vec<u8>>,
+}
+
 pub fn reproduce(ctx: &Context, args: &ReproduceArgs) -> Result<i32, Error> {
     let cwd = std::env::current_dir().map_err(|e| Error::io(".", e))?;
     let target = &args.run.experiment;
-    let (file, reference) = resolve_target(ctx, &cwd, target, args)?;
-    // Validate first: a rejected experiment must not create the isolated store.
-    let mut exp = dsl::load(&ctx.experiment_path(&file), &ctx.workspace)?;
+    if args.bundle_experiment && !bundle::is_bundle(target) {
+        return Err(Error::Usage(format!(
+            "--bundle-experiment applies to a bundle (`*.tar.gz`), not to `{}`",
+            target.display()
+        )));
+    }
+    let Target {
+        file,
+        reference,
+        bundled,
+    } = resolve_target(ctx, &cwd, target, args)?;
+    // Validate everything first: a refused experiment, lock or bundle writes nothing.
+    let mut exp = match &bundled {
+        Some(bytes) => {
+            let text = std::str::from_utf8(bytes).map_err(|_| {
+                Error::Usage(format!(
+                    "`{}`: the bundle's `{}` is not UTF-8 text",
+                    target.display(),
+                    bundle::EXPERIMENT
+                ))
+            })?;
+            let shown = PathBuf::from(format!("{}:{}", target.display(), bundle::EXPERIMENT));
+            dsl::parse(&shown, text, &ctx.workspace)?
+        }
+        None => dsl::load(&ctx.experiment_path(&file), &ctx.workspace)?,
+    };
     if let Some(b) = args.run.backend {
         exp.backend = b;
     }
@@ -61,8 +103,26 @@ pub fn reproduce(ctx: &Context, args: &ReproduceArgs) -> Result<i32, Error> {
         Some(r) => Some(r),
         None => default_reference(ctx, &file, &exp, args)?,
     };
+    let mut policy_source = None;
     if let Some(r) = &reference {
-        guards(ctx, &file, r, args.run.require_clean)?;
+        if r.lock.experiment != exp.name {
+            return Err(Error::Usage(format!(
+                "{} is of experiment `{}`, not `{}`: compare an experiment with its own lock",
+                r.label,
+                crate::csv::shown(&r.lock.experiment),
+                exp.name
+            )));
+        }
+        policy_source = Some(choose_policy(r, args.accept_lock_policy)?);
+        if bundled.is_none() {
+            guards(ctx, &file, r, args.run.require_clean)?;
+        } else if args.run.require_clean {
+            return Err(Error::Usage(
+                "--require-clean recomputes the workspace's own code and experiment; it cannot be \
+                 combined with --bundle-experiment"
+                    .to_string(),
+            ));
+        }
     } else {
         eprintln!(
             "{:>12} no lock `{}` and no recorded run of `{}`: recomputing without a comparison \
@@ -73,6 +133,22 @@ pub fn reproduce(ctx: &Context, args: &ReproduceArgs) -> Result<i32, Error> {
             ctx.experiment_path(&file).display()
         );
     }
+    if bundled.is_some() {
+        announce_commands(&exp);
+    }
+    let id = manifest::new_run_id();
+    let isolated = ctx.runs.join(".reproduce").join(&id);
+    let file = match &bundled {
+        Some(bytes) => {
+            // The only file a bundle ever writes: its experiment, inside the new isolated folder.
+            let copy = isolated.join(bundle::EXPERIMENT);
+            std::fs::create_dir_all(&isolated)
+                .and_then(|()| std::fs::write(&copy, bytes))
+                .map_err(|e| Error::io(&copy, e))?;
+            copy
+        }
+        None => file,
+    };
     let run_ctx = if args.reuse_cache {
         Context {
             workspace: ctx.workspace.clone(),
@@ -80,18 +156,17 @@ pub fn reproduce(ctx: &Context, args: &ReproduceArgs) -> Result<i32, Error> {
             runs: ctx.runs.clone(),
         }
     } else {
-        let store = ctx.runs.join(".reproduce").join(manifest::new_run_id());
         eprintln!(
             "{:>12} everything from scratch in an isolated store `{}`",
             "Reproduce",
-            store
+            isolated
                 .strip_prefix(&ctx.workspace)
-                .unwrap_or(&store)
+                .unwrap_or(&isolated)
                 .display()
         );
         Context {
             workspace: ctx.workspace.clone(),
-            store,
+            store: isolated,
             runs: ctx.runs.clone(),
         }
     };
@@ -114,7 +189,10 @@ pub fn reproduce(ctx: &Context, args: &ReproduceArgs) -> Result<i32, Error> {
         ))
     })?;
     let actual = describe_run(&run_ctx, &run_dir, &exp, None, args.run.no_wait)?;
-    let v = verify::compare(&reference.lock, &actual, &reference.label);
+    let mut v = verify::compare(&reference.lock, &actual, &reference.label);
+    if let Some(source) = policy_source {
+        v.policy_source = source;
+    }
     let json_path = run_dir.join("verification.json");
     crate::exec::task::write_json_atomic(&json_path, &v).map_err(|e| Error::io(&json_path, e))?;
     let html_path = run_dir.join("verification.html");
@@ -169,33 +247,10 @@ fn resolve_target(
     cwd: &Path,
     target: &Path,
     args: &ReproduceArgs,
-) -> Result<(PathBuf, Option<Reference>), Error> {
+) -> Result<Target, Error> {
     let abs = cwd.join(target);
     if bundle::is_bundle(target) {
-        let (index, files) = bundle::read_bundle(&abs)?;
-        let lock_bytes = &files[bundle::LOCK];
-        let lock = verify::parse_lock(lock_bytes, &target.join(bundle::LOCK))?;
-        let bundled = &files[bundle::EXPERIMENT];
-        let here = ctx.workspace.join(&index.file);
-        let file = if std::fs::read(&here).is_ok_and(|b| hash_bytes(&b) == hash_bytes(bundled)) {
-            here
-        } else {
-            // The workspace has another version (or none): recompute the bundle's own.
-            let copy = ctx
-                .runs
-                .join(".reproduce")
-                .join(format!("{}-{}.yaml", index.experiment, index.run_id));
-            std::fs::create_dir_all(copy.parent().expect("has a parent"))
-                .and_then(|()| std::fs::write(&copy, bundled))
-                .map_err(|e| Error::io(&copy, e))?;
-            eprintln!(
-                "{:>12} `{}` in the workspace differs from the bundle's: recomputing the bundle's copy",
-                "Warning", index.file
-            );
-            copy
-        };
-        let label = format!("bundle `{}` (run {})", target.display(), index.run_id);
-        return Ok((file, Some(Reference { lock, label })));
+        return resolve_bundle(ctx, &abs, target, args);
     }
     let looks_like_experiment = abs.is_file()
         || matches!(
@@ -209,17 +264,194 @@ fn resolve_target(
         let exp = dsl::load(&ctx.experiment_path(&file), &ctx.workspace)?;
         let lock = describe_run(ctx, &run_dir, &exp, None, args.run.no_wait)?;
         let label = format!("run `{}/{}`", m.experiment, m.run_id);
-        return Ok((file, Some(Reference { lock, label })));
+        return Ok(Target {
+            file,
+            reference: Some(Reference { lock, label }),
+            bundled: None,
+        });
     }
-    match &args.lock {
+    let reference = match &args.lock {
         Some(l) => {
             let p = cwd.join(l);
+            if p.is_dir() {
+                return Err(Error::Usage(format!(
+                    "--lock `{}` is a folder: give a lock file such as `experiments/paper.lock`",
+                    l.display()
+                )));
+            }
             let lock = verify::read_lock(&p)?;
             let label = format!("lock `{}`", l.display());
-            Ok((target.to_path_buf(), Some(Reference { lock, label })))
+            Some(Reference { lock, label })
         }
-        None => Ok((target.to_path_buf(), None)),
+        None => None,
+    };
+    Ok(Target {
+        file: target.to_path_buf(),
+        reference,
+        bundled: None,
+    })
+}
+
+/// A bundle: by default the workspace's own experiment is recomputed and compared with the
+/// bundle's lock (a bundle never runs code the reviewer did not choose); the bundle's
+/// experiment file only with `--bundle-experiment`.
+fn resolve_bundle(
+    ctx: &Context,
+    abs: &Path,
+    target: &Path,
+    args: &ReproduceArgs,
+) -> Result<Target, Error> {
+    if args.lock.is_some() {
+        return Err(Error::Usage(
+            "--lock does not apply to a bundle: the bundle's own lock is the reference".to_string(),
+        ));
     }
+    let b = bundle::read_bundle(abs)?;
+    let lock = verify::parse_lock(&b.files[bundle::LOCK], &target.join(bundle::LOCK))?;
+    if lock.experiment != b.index.experiment {
+        return Err(Error::Verify(verify::VerifyError::BadBundle {
+            path: abs.to_path_buf(),
+            message: format!(
+                "its index names experiment `{}` but its lock `{}`",
+                b.index.experiment, lock.experiment
+            ),
+        }));
+    }
+    let label = format!("bundle `{}` (run {})", target.display(), b.index.run_id);
+    let reference = Some(Reference { lock, label });
+    let bundled = b.files[bundle::EXPERIMENT].clone();
+    if args.bundle_experiment {
+        return Ok(Target {
+            file: PathBuf::from(&b.index.file),
+            reference,
+            bundled: Some(bundled),
+        });
+    }
+    // `file` was checked as a workspace-relative path with plain components only.
+    let here = ctx.workspace.join(&b.index.file);
+    let Ok(ours) = std::fs::read(&here) else {
+        return Err(Error::Usage(format!(
+            "the bundle was made from `{}`, which this workspace does not have: run `reproduce` \
+             in a checkout of the study, or pass --bundle-experiment to recompute the bundle's \
+             own experiment file (its commands run on this machine)",
+            b.index.file
+        )));
+    };
+    if hash_bytes(&ours) != hash_bytes(&bundled) {
+        eprintln!(
+            "{:>12} `{}` in the workspace differs from the bundle's; recomputing the workspace's \
+             (--bundle-experiment recomputes the bundle's). The bundle's differs by:",
+            "Note", b.index.file
+        );
+        for line in line_diff(&ours, &bundled, 40) {
+            eprintln!("{:>12} {line}", "");
+        }
+    }
+    Ok(Target {
+        file: PathBuf::from(&b.index.file),
+        reference,
+        bundled: None,
+    })
+}
+
+/// The policy the verdict is given under, and where it came from. A reference's policy that is
+/// looser than the defaults is refused unless the reviewer accepts it.
+fn choose_policy(r: &Reference, accept: bool) -> Result<String, Error> {
+    let defaults = verify::TolerancePolicy::default_for(&r.lock.platform.backend);
+    let looser = r.lock.tolerance.looser_than(&defaults);
+    if looser.is_empty() {
+        return Ok(format!(
+            "the policy of {}, no looser than the defaults",
+            r.label
+        ));
+    }
+    if !accept {
+        return Err(Error::Usage(format!(
+            "{} declares a tolerance policy looser than the defaults: {}. The reviewer decides \
+             what counts as reproduced: pass --accept-lock-policy to use it anyway",
+            r.label,
+            looser.join(", ")
+        )));
+    }
+    eprintln!(
+        "{:>12} using {}'s policy, looser than the defaults: {}",
+        "Warning",
+        r.label,
+        looser.join(", ")
+    );
+    Ok(format!(
+        "the policy of {}, looser than the defaults ({}), accepted with --accept-lock-policy",
+        r.label,
+        looser.join(", ")
+    ))
+}
+
+/// Before a bundle's own experiment runs: every shell command it will run.
+fn announce_commands(exp: &dsl::Experiment) {
+    let commands: Vec<&dsl::Stage> = exp
+        .stages
+        .iter()
+        .filter(|s| s.kind == StageKind::Command)
+        .collect();
+    if commands.is_empty() {
+        eprintln!(
+            "{:>12} the bundle's experiment has no `command` stage: only built-in stage kinds run",
+            "Note"
+        );
+        return;
+    }
+    eprintln!(
+        "{:>12} the bundle's experiment runs {} shell command(s) on this machine:",
+        "Warning",
+        commands.len()
+    );
+    for s in commands {
+        eprintln!(
+            "{:>12} {}: {}",
+            "Command",
+            s.name,
+            s.cmd.as_deref().unwrap_or("")
+        );
+    }
+}
+
+/// A line diff of two small texts (`-` only in `a`, `+` only in `b`), at most `max` lines.
+fn line_diff(a: &[u8], b: &[u8], max: usize) -> Vec<String> {
+    let (a, b) = (String::from_utf8_lossy(a), String::from_utf8_lossy(b));
+    let (a, b): (Vec<&str>, Vec<&str>) = (a.lines().collect(), b.lines().collect());
+    if a.len() * b.len() > 4_000_000 {
+        return vec![format!("({} lines against {} lines)", a.len(), b.len())];
+    }
+    // Longest common subsequence, from the end.
+    let mut lcs = vec![vec![0u32; b.len() + 1]; a.len() + 1];
+    for i in (0..a.len()).rev() {
+        for j in (0..b.len()).rev() {
+            lcs[i][j] = if a[i] == b[j] {
+                lcs[i + 1][j + 1] + 1
+            } else {
+                lcs[i + 1][j].max(lcs[i][j + 1])
+            };
+        }
+    }
+    let (mut i, mut j, mut out) = (0, 0, Vec::new());
+    while i < a.len() || j < b.len() {
+        if i < a.len() && j < b.len() && a[i] == b[j] {
+            i += 1;
+            j += 1;
+        } else if j < b.len() && (i == a.len() || lcs[i][j + 1] >= lcs[i + 1][j]) {
+            out.push(format!("+ {}", crate::csv::shown(b[j])));
+            j += 1;
+        } else {
+            out.push(format!("- {}", crate::csv::shown(a[i])));
+            i += 1;
+        }
+    }
+    if out.len() > max {
+        let more = out.len() - max;
+        out.truncate(max);
+        out.push(format!("… and {more} more line(s)"));
+    }
+    out
 }
 
 /// The experiment's lock file, else its latest recorded run, else nothing.

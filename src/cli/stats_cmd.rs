@@ -51,12 +51,8 @@ pub struct StatsArgs {
 /// Why `orchestrate stats` refused its input.
 #[derive(Debug, thiserror::Error)]
 pub enum StatsCmdError {
-    #[error("cannot read `{path}`: {source}")]
-    Read {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("cannot read `{path}`: {error}")]
+    Read { path: String, error: std::io::Error },
     #[error("`{path}` is empty: expected a header row")]
     Empty { path: String },
     #[error("`{path}` has a header but no data rows")]
@@ -136,26 +132,22 @@ pub enum StatsCmdError {
         line: usize,
         column: String,
     },
-    #[error(
-        "`{path}`, column `{column}`: only one class present ({n_pos} rows with positive label `{positive}`, {n_neg} others)"
-    )]
-    OneClass {
+    #[error("`{path}`, column `{column}` (positive label `{positive}`): {message}")]
+    Classes {
         path: String,
         column: String,
         positive: String,
-        n_pos: usize,
-        n_neg: usize,
+        message: String,
     },
     #[error("--level must lie strictly between 0 and 1, got {0}")]
     InvalidLevel(f64),
     #[error("--boot must be at least 2, got {0}")]
     TooFewResamples(usize),
-    #[error("`{path}`, score column `{column}`: {source}")]
+    #[error("`{path}`, score column `{column}`: {error}")]
     Stats {
         path: String,
         column: String,
-        #[source]
-        source: StatsError,
+        error: StatsError,
     },
 }
 
@@ -206,22 +198,30 @@ fn default_label(value: &str) -> Option<(bool, &'static str)> {
 
 fn read_table(args: &StatsArgs) -> Result<StudyTable, StatsCmdError> {
     let path = args.file.display().to_string();
-    let text = std::fs::read_to_string(&args.file).map_err(|source| StatsCmdError::Read {
+    // Streamed and capped per record (`crate::csv`): `stats /dev/zero` is refused, not read.
+    let file = std::fs::File::open(&args.file).map_err(|error| StatsCmdError::Read {
         path: path.clone(),
-        source,
+        error,
     })?;
-    let records = csv::records(&text).map_err(|(line, message)| StatsCmdError::Csv {
-        path: path.clone(),
-        line,
-        message,
+    let table = csv::Table::read(file).map_err(|e| match e {
+        csv::CsvError::Io(error) => StatsCmdError::Read {
+            path: path.clone(),
+            error,
+        },
+        csv::CsvError::At { line, message } => StatsCmdError::Csv {
+            path: path.clone(),
+            line,
+            message,
+        },
     })?;
-    let Some((header, rows)) = records.split_first() else {
+    if table.no_header() {
         return Err(StatsCmdError::Empty { path });
-    };
-    if rows.is_empty() {
+    }
+    if table.is_empty() {
         return Err(StatsCmdError::NoRows { path });
     }
-    let header = &header.fields;
+    let header = &table.header;
+    let rows = table.rows();
     let label_col = column_index(&path, header, &args.label)?;
     let score_cols: Vec<usize> = args
         .scores
@@ -240,19 +240,19 @@ fn read_table(args: &StatsArgs) -> Result<StudyTable, StatsCmdError> {
     let mut clusters = Vec::new();
     let mut classes_seen: Vec<String> = Vec::new();
     let mut default_positive: Option<&'static str> = None;
-    for (i, rec) in rows.iter().enumerate() {
+    for (i, rec) in rows.enumerate() {
         let row = i + 1;
-        let line = rec.row;
-        if rec.fields.len() != header.len() {
+        let line = rec.line;
+        if rec.len() != header.len() {
             return Err(StatsCmdError::FieldCount {
                 path,
                 row,
                 line,
-                found: rec.fields.len(),
+                found: rec.len(),
                 expected: header.len(),
             });
         }
-        let value = rec.fields[label_col].trim();
+        let value = rec.get(label_col).trim();
         if value.is_empty() {
             return Err(StatsCmdError::EmptyLabel {
                 path,
@@ -270,8 +270,12 @@ fn read_table(args: &StatsArgs) -> Result<StudyTable, StatsCmdError> {
                             row,
                             line,
                             column: args.label.clone(),
-                            value: value.to_owned(),
-                            seen: format!("`{}` and `{}`", classes_seen[0], classes_seen[1]),
+                            value: csv::shown(value),
+                            seen: format!(
+                                "`{}` and `{}`",
+                                csv::shown(&classes_seen[0]),
+                                csv::shown(&classes_seen[1])
+                            ),
                         });
                     }
                     classes_seen.push(value.to_owned());
@@ -289,14 +293,14 @@ fn read_table(args: &StatsArgs) -> Result<StudyTable, StatsCmdError> {
                         row,
                         line,
                         column: args.label.clone(),
-                        value: value.to_owned(),
+                        value: csv::shown(value),
                     });
                 }
             },
         };
         labels.push(is_positive);
         for ((&col, name), out) in score_cols.iter().zip(&args.scores).zip(&mut scores) {
-            let raw = rec.fields[col].trim();
+            let raw = rec.get(col).trim();
             if raw.is_empty() {
                 return Err(StatsCmdError::EmptyScore {
                     path,
@@ -313,13 +317,13 @@ fn read_table(args: &StatsArgs) -> Result<StudyTable, StatsCmdError> {
                         row,
                         line,
                         column: name.clone(),
-                        value: raw.to_owned(),
+                        value: csv::shown(raw),
                     });
                 }
             }
         }
         if let (Some(col), Some(name)) = (id_col, &args.id) {
-            let id = rec.fields[col].trim();
+            let id = rec.get(col).trim();
             if id.is_empty() {
                 return Err(StatsCmdError::EmptyId {
                     path,
@@ -338,15 +342,12 @@ fn read_table(args: &StatsArgs) -> Result<StudyTable, StatsCmdError> {
     };
     let n_pos = labels.iter().filter(|&&l| l).count();
     let n_neg = labels.len() - n_pos;
-    if n_pos == 0 || n_neg == 0 {
-        return Err(StatsCmdError::OneClass {
-            path,
-            column: args.label.clone(),
-            positive,
-            n_pos,
-            n_neg,
-        });
-    }
+    crate::cohort::check_classes(n_pos, n_neg).map_err(|message| StatsCmdError::Classes {
+        path: path.clone(),
+        column: args.label.clone(),
+        positive: positive.clone(),
+        message,
+    })?;
     Ok(StudyTable {
         path,
         positive,
@@ -370,10 +371,10 @@ pub fn run(args: &StatsArgs) -> Result<Value, StatsCmdError> {
     let stats_err = |column: &str| {
         let path = table.path.clone();
         let column = column.to_owned();
-        move |source| StatsCmdError::Stats {
+        move |error| StatsCmdError::Stats {
             path,
             column,
-            source,
+            error,
         }
     };
     let config = BootstrapConfig {
@@ -775,7 +776,7 @@ mod tests {
         let e = err(&[csv.path(), "--label", "y", "--score", "s"]);
         assert!(
             e.contains(
-                "column `y`: only one class present (2 rows with positive label `1`, 0 others)"
+                "column `y` (positive label `1`): only one class present (2 positive, 0 negative)"
             ),
             "{e}"
         );
@@ -804,11 +805,11 @@ mod tests {
             "95",
         ]);
         assert_eq!(e, "--level must lie strictly between 0 and 1, got 95");
-        // One positive row: DeLong's variance is undefined, and the error says which score.
+        // One positive row: DeLong's variance is undefined; the same rule as the cohort stage.
         let csv = TempCsv::new("onepos.csv", "y,s\n1,0.5\n0,0.7\n0,0.1\n");
         let e = err(&[csv.path(), "--label", "y", "--score", "s"]);
         assert!(
-            e.contains("score column `s`: delong variance needs at least 2 positives"),
+            e.contains("too few of one class (1 positive, 2 negative): DeLong intervals need at least 2 of each"),
             "{e}"
         );
     }

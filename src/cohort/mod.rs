@@ -32,6 +32,28 @@ pub enum CohortError {
     Malformed { path: PathBuf, message: String },
 }
 
+/// The fewest patients of each class a labeled table may have: an AUC needs both classes and
+/// DeLong's variance needs two of each. The `cohort` stage and `orchestrate stats` apply the
+/// same rule, through [`check_classes`].
+pub const MIN_PER_CLASS: usize = 2;
+
+/// Refuses labels that no evaluation could use: one class only, or fewer than
+/// [`MIN_PER_CLASS`] of either.
+pub fn check_classes(n_pos: usize, n_neg: usize) -> Result<(), String> {
+    if n_pos == 0 || n_neg == 0 {
+        return Err(format!(
+            "only one class present ({n_pos} positive, {n_neg} negative): an AUC needs both"
+        ));
+    }
+    if n_pos < MIN_PER_CLASS || n_neg < MIN_PER_CLASS {
+        return Err(format!(
+            "too few of one class ({n_pos} positive, {n_neg} negative): DeLong intervals need at \
+             least {MIN_PER_CLASS} of each"
+        ));
+    }
+    Ok(())
+}
+
 /// One modality: `tokens` vectors of `width` features per patient.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Modality {
@@ -181,11 +203,13 @@ impl Cohort {
         })?;
         fs::create_dir_all(dir).map_err(io_err(dir))?;
         let meta = dir.join("cohort.json");
-        let json = serde_json::to_vec(self).map_err(|e| CohortError::Malformed {
+        // Streamed: a cohort of a million ids never exists twice in memory.
+        let mut out = std::io::BufWriter::new(fs::File::create(&meta).map_err(io_err(&meta))?);
+        serde_json::to_writer(&mut out, self).map_err(|e| CohortError::Malformed {
             path: meta.clone(),
             message: e.to_string(),
         })?;
-        fs::write(&meta, json).map_err(io_err(&meta))?;
+        std::io::Write::flush(&mut out).map_err(io_err(&meta))?;
         write_f32(&dir.join("imaging.f32"), &self.imaging.values)?;
         write_f32(&dir.join("clinical.f32"), &self.clinical.values)?;
         Ok(())

@@ -67,6 +67,45 @@ pub struct Axis {
 
 const SEED_AXIS: &str = "seed";
 
+/// The most concrete stages one experiment may expand into. Planning costs a few KiB per
+/// stage, so a grid past this is refused before anything is allocated, with its size.
+pub const MAX_STAGES: usize = 100_000;
+
+/// A sweep that would expand past [`MAX_STAGES`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct TooManyStages {
+    /// The declared stage where the limit was crossed.
+    pub stage: String,
+    /// Its axes and their sizes, `lr (10) × seed (5)`.
+    pub axes: String,
+    /// Its number of variants (saturating at `u128::MAX`).
+    pub variants: u128,
+    /// Concrete stages before it.
+    pub before: usize,
+}
+
+impl std::fmt::Display for TooManyStages {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let big = |n: u128| {
+            if n == u128::MAX {
+                "more than 10^38".to_string()
+            } else {
+                n.to_string()
+            }
+        };
+        write!(
+            f,
+            "the sweep expands stage `{}` into {} variants ({}), {} stages in all; an experiment \
+             may have at most {MAX_STAGES}: sweep fewer values or split the grid into several \
+             experiments",
+            self.stage,
+            big(self.variants),
+            self.axes,
+            big(self.variants.saturating_add(self.before as u128)),
+        )
+    }
+}
+
 /// Expands declared stages (visited in `order`, a topological order) into concrete stages,
 /// themselves in topological order.
 pub fn expand(
@@ -75,7 +114,7 @@ pub fn expand(
     axes: &[Axis],
     seeds: Option<&[u64]>,
     seed: u64,
-) -> Vec<Stage> {
+) -> Result<Vec<Stage>, TooManyStages> {
     let by_name: HashMap<&str, usize> = bases
         .iter()
         .enumerate()
@@ -131,6 +170,22 @@ pub fn expand(
             })
             .collect();
         let labels = labels_for(&list, &axis_by_id);
+        let variants = values
+            .iter()
+            .fold(1u128, |n, v| n.saturating_mul(v.len() as u128));
+        if variants.saturating_add(stages.len() as u128) > MAX_STAGES as u128 {
+            let axes: Vec<String> = labels
+                .iter()
+                .zip(&values)
+                .map(|(l, v)| format!("{l} ({})", v.len()))
+                .collect();
+            return Err(TooManyStages {
+                stage: base.name.clone(),
+                axes: axes.join(" × "),
+                variants,
+                before: stages.len(),
+            });
+        }
 
         for combo in cartesian(&values) {
             let coords: Vec<(String, Json)> =
@@ -214,7 +269,7 @@ pub fn expand(
         }
         axes_of[b] = list;
     }
-    stages
+    Ok(stages)
 }
 
 /// Short labels, falling back to the full sweep key where two axes share a label.

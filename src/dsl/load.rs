@@ -158,7 +158,8 @@ impl Ctx<'_> {
         let order = self.topo_order(&bases)?;
         let axes = self.sweep_axes(&raw, &bases)?;
         let seed = raw.seed.unwrap_or(0);
-        let mut stages = expand::expand(&bases, &order, &axes, raw.seeds.as_deref(), seed);
+        let mut stages = expand::expand(&bases, &order, &axes, raw.seeds.as_deref(), seed)
+            .map_err(|e| self.err(&["sweep"], e.to_string()))?;
         for stage in stages
             .iter_mut()
             .filter(|s| s.kind.is_builtin() && !s.coords.is_empty())
@@ -459,7 +460,20 @@ impl Ctx<'_> {
         all: &IndexMap<String, Vec<String>>,
     ) -> Result<DepRef, DslError> {
         let Some(rest) = target.strip_prefix("stage:") else {
-            return Ok(DepRef::Path(self.workspace_path(path, target, "dep")?));
+            let norm = self.workspace_path(path, target, "dep")?;
+            if norm == "runs" || norm.starts_with("runs/") {
+                return Err(self.err_value(
+                    path,
+                    format!(
+                        "dep `{target}` is inside `runs/`, where the store and the run records \
+                         live: read another stage's output with `stage:NAME/OUT`"
+                    ),
+                ));
+            }
+            if let Err(why) = check_dep_tree(&self.workspace.join(&norm)) {
+                return Err(self.err_value(path, format!("dep `{target}`: {why}")));
+            }
+            return Ok(DepRef::Path(norm));
         };
         let Some((stage, out)) = rest.split_once('/') else {
             return Err(self.err_value(
@@ -788,6 +802,12 @@ fn yaml_text(v: &Yaml) -> String {
         .unwrap_or_default()
 }
 
+/// Whether `s` is a valid experiment name (as `experiment:` requires): readers of untrusted
+/// documents (bundles, locks, manifests) check names with it before using them.
+pub fn valid_experiment_name(s: &str) -> bool {
+    valid_name(s, true)
+}
+
 /// Experiment names may contain dots; stage names may not (dots separate sweep paths).
 fn valid_name(s: &str, allow_dot: bool) -> bool {
     !s.is_empty()
@@ -795,6 +815,45 @@ fn valid_name(s: &str, allow_dot: bool) -> bool {
         && s.len() <= 128
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || (allow_dot && c == '.'))
+}
+
+/// A dep folder holds only plain files and folders: a link inside it (even one that stays
+/// inside) would make its digest depend on what the link points to, and a device or a pipe has
+/// no content to hash. Refused here, at validation, with the first offender's path.
+fn check_dep_tree(root: &Path) -> Result<(), String> {
+    let meta = std::fs::metadata(root).map_err(|e| format!("cannot read it: {e}"))?;
+    if meta.is_file() {
+        return Ok(());
+    }
+    if !meta.is_dir() {
+        return Err("is neither a file nor a folder".to_string());
+    }
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let entries =
+            std::fs::read_dir(&dir).map_err(|e| format!("cannot list `{}`: {e}", dir.display()))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| format!("cannot list `{}`: {e}", dir.display()))?;
+            let p = entry.path();
+            let rel = p.strip_prefix(root).unwrap_or(&p).display().to_string();
+            let t = entry
+                .file_type()
+                .map_err(|e| format!("cannot read `{rel}`: {e}"))?;
+            if t.is_symlink() {
+                return Err(format!(
+                    "`{rel}` inside it is a symbolic link: a dep folder may hold only files and \
+                     folders (copy the target in, or name it as a dep of its own)"
+                ));
+            } else if t.is_dir() {
+                pending.push(p);
+            } else if !t.is_file() {
+                return Err(format!(
+                    "`{rel}` inside it is neither a file nor a folder (a device, socket or pipe)"
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Names used inside `{…}` placeholders.

@@ -15,4 +15,4 @@ pub use error::DslError;
 pub use experiment::{
     Backend, Dep, ExecutorKind, Experiment, Resources, SlurmSpec, Stage, StageKind, coord_text,
 };
-pub use load::{load, parse};
+pub use load::{load, parse, valid_experiment_name};

@@ -11,7 +11,7 @@ mod git;
 
 pub use code_identity::{BINARY_IDENTITY, builtin_code_identity};
 pub use digest::{
-    FileStat, NoCache, StatCache, hash_bytes, hash_file, hash_path, hash_paths_parallel,
+    FileStat, NoCache, StatCache, hash_bytes, hash_file, hash_path, hash_paths_parallel, hex,
 };
 pub use git::{GitProvenance, git_provenance};
 

@@ -42,7 +42,7 @@ use serde_json::{Value, json};
 
 use super::config::{ConfigError, from_task, typed};
 use crate::cohort::{COHORT_FORMAT, Cohort, Modality};
-use crate::csv::{self, Record};
+use crate::csv;
 use crate::exec::task::TaskFile;
 
 /// The split names a cohort stage may declare (the `synth` stage's outputs).
@@ -342,83 +342,162 @@ impl fmt::Display for LoadError {
 // ---------------------------------------------------------------------------------------------
 // CSV reading
 
-/// A parsed CSV file: header and rows, every row as wide as the header.
+/// A CSV file of the cohort: its validated header and, for the lab layout (whose two files
+/// refer to each other), its rows; every row as wide as the header.
 #[derive(Debug, Clone)]
 struct Table {
     file: String,
     header: Vec<String>,
-    rows: Vec<Record>,
+    data: csv::Table,
+}
+
+/// The rows of a CSV read once, in order, without keeping them (the plain layout).
+struct RowStream {
+    rows: csv::RowReader<std::fs::File>,
+    seen: usize,
 }
 
 impl Table {
-    fn parse(file: &str, text: &str) -> Result<Table, LoadError> {
-        let err = |row: Option<usize>, column: Option<String>, message: String| LoadError {
+    fn error(file: &str, row: Option<usize>, column: Option<String>, message: String) -> LoadError {
+        LoadError {
             file: file.to_string(),
             row,
             column,
             message,
-        };
-        let mut records =
-            csv::records(text).map_err(|(row, message)| err(Some(row), None, message))?;
-        if records.is_empty() {
-            return Err(err(
-                None,
-                None,
-                "the file is empty: expected a header row".into(),
-            ));
         }
-        let header_rec = records.remove(0);
-        let header = header_rec.fields;
+    }
+
+    fn csv_error(file: &str, e: csv::CsvError) -> LoadError {
+        match e {
+            csv::CsvError::At { line, message } => Table::error(file, Some(line), None, message),
+            csv::CsvError::Io(e) => Table::error(file, None, None, format!("cannot read: {e}")),
+        }
+    }
+
+    /// Reads and validates the header; the rows stay in the stream.
+    fn open(file: &str, input: std::fs::File) -> Result<(Table, RowStream), LoadError> {
+        let mut rows = csv::RowReader::new(input);
+        let Some(head) = rows.header().map_err(|e| Table::csv_error(file, e))? else {
+            return Err(Table::empty(file));
+        };
+        Table::check_header(file, &head.fields, head.row)?;
+        let table = Table {
+            file: file.to_string(),
+            header: head.fields,
+            data: csv::Table::default(),
+        };
+        Ok((table, RowStream { rows, seen: 0 }))
+    }
+
+    /// Reads the whole file, keeping its rows compactly.
+    fn read(file: &str, input: std::fs::File) -> Result<Table, LoadError> {
+        let size = input.metadata().map_or(0, |m| m.len());
+        let data = csv::Table::read_sized(input, size).map_err(|e| Table::csv_error(file, e))?;
+        if data.no_header() {
+            return Err(Table::empty(file));
+        }
+        Table::check_header(file, &data.header, data.header_line)?;
+        let t = Table {
+            file: file.to_string(),
+            header: data.header.clone(),
+            data,
+        };
+        for r in t.data.rows() {
+            t.check_row(&r)?;
+        }
+        t.check_not_empty(t.data.len())?;
+        Ok(t)
+    }
+
+    fn empty(file: &str) -> LoadError {
+        Table::error(
+            file,
+            None,
+            None,
+            "the file is empty: expected a header row".into(),
+        )
+    }
+
+    /// Column names are present and unique.
+    fn check_header(file: &str, header: &[String], line: usize) -> Result<(), LoadError> {
+        let err =
+            |column: String, message: String| Table::error(file, Some(line), Some(column), message);
         let mut seen: HashMap<&str, usize> = HashMap::new();
         for (i, h) in header.iter().enumerate() {
             if h.is_empty() {
                 return Err(err(
-                    Some(header_rec.row),
-                    Some(format!("{}", i + 1)),
+                    format!("{}", i + 1),
                     "empty column name in the header".into(),
                 ));
             }
             if let Some(first) = seen.insert(h.as_str(), i) {
                 return Err(err(
-                    Some(header_rec.row),
-                    Some(format!("`{h}`")),
+                    format!("`{}`", csv::shown(h)),
                     format!(
-                        "the header names `{h}` twice (columns {} and {})",
+                        "the header names `{}` twice (columns {} and {})",
+                        csv::shown(h),
                         first + 1,
                         i + 1
                     ),
                 ));
             }
         }
-        for r in &records {
-            if r.fields.len() < header.len() {
-                return Err(err(
-                    Some(r.row),
-                    Some(format!("`{}`", header[r.fields.len()])),
-                    format!(
-                        "the row has {} fields but the header has {} (a ragged row)",
-                        r.fields.len(),
-                        header.len()
-                    ),
-                ));
+        Ok(())
+    }
+
+    fn rows(&self) -> impl ExactSizeIterator<Item = csv::Row<'_>> + '_ {
+        self.data.rows()
+    }
+
+    /// The next row of a stream of this table's file, checked like a stored one; after the
+    /// last, the check that there was at least one.
+    fn next_row<'s>(&self, s: &'s mut RowStream) -> Result<Option<csv::Row<'s>>, LoadError> {
+        match s.rows.next_row() {
+            None => {
+                self.check_not_empty(s.seen)?;
+                Ok(None)
             }
-            if r.fields.len() > header.len() {
-                return Err(err(
-                    Some(r.row),
-                    Some(format!("{}", header.len() + 1)),
-                    format!(
-                        "the row has {} fields but the header has {} (a ragged row)",
-                        r.fields.len(),
-                        header.len()
-                    ),
-                ));
+            Some(Err(e)) => Err(Table::csv_error(&self.file, e)),
+            Some(Ok(r)) => {
+                s.seen += 1;
+                self.check_row(&r)?;
+                Ok(Some(r))
             }
         }
-        Ok(Table {
-            file: file.to_string(),
-            header,
-            rows: records,
-        })
+    }
+
+    fn check_not_empty(&self, rows: usize) -> Result<(), LoadError> {
+        if rows == 0 {
+            return Err(Table::error(
+                &self.file,
+                Some(1),
+                None,
+                "the file has a header but no data rows".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Every row is as wide as the header.
+    fn check_row(&self, r: &csv::Row<'_>) -> Result<(), LoadError> {
+        let width = self.header.len();
+        if r.len() == width {
+            return Ok(());
+        }
+        let column = if r.len() < width {
+            format!("`{}`", csv::shown(&self.header[r.len()]))
+        } else {
+            format!("{}", width + 1)
+        };
+        Err(Table::error(
+            &self.file,
+            Some(r.line),
+            Some(column),
+            format!(
+                "the row has {} fields but the header has {width} (a ragged row)",
+                r.len()
+            ),
+        ))
     }
 
     fn err(&self, row: usize, column: usize, message: impl Into<String>) -> LoadError {
@@ -456,17 +535,19 @@ fn parse_feature(cell: &str) -> Result<Option<f32>, String> {
     if cell.is_empty() {
         return Ok(None);
     }
+    let shown = || csv::shown(cell);
     let v: f64 = cell
         .parse()
-        .map_err(|_| format!("`{cell}` is not a number"))?;
+        .map_err(|_| format!("`{}` is not a number", shown()))?;
     if !v.is_finite() {
         return Err(format!(
-            "`{cell}` is not a finite number (NaN and infinities are refused)"
+            "`{}` is not a finite number (NaN and infinities are refused)",
+            shown()
         ));
     }
     let x = v as f32;
     if !x.is_finite() {
-        return Err(format!("`{cell}` does not fit a 32-bit float"));
+        return Err(format!("`{}` does not fit a 32-bit float", shown()));
     }
     Ok(Some(x))
 }
@@ -475,7 +556,7 @@ fn parse_label(cell: &str) -> Result<u8, String> {
     if cell.is_empty() {
         return Err("the label is empty".to_string());
     }
-    let bad = || format!("label `{cell}` is not 0 or 1");
+    let bad = || format!("label `{}` is not 0 or 1", csv::shown(cell));
     let v: f64 = cell.parse().map_err(|_| bad())?;
     if v == 0.0 {
         Ok(0)
@@ -488,11 +569,15 @@ fn parse_label(cell: &str) -> Result<u8, String> {
 
 /// The features of one record: all present (`Some`), all empty (`None`: the modality is
 /// missing), or an error at the first offending column.
-fn parse_features(t: &Table, r: &Record, cols: &[usize]) -> Result<Option<Vec<f32>>, LoadError> {
+fn parse_features(
+    t: &Table,
+    r: &csv::Row<'_>,
+    cols: &[usize],
+) -> Result<Option<Vec<f32>>, LoadError> {
     let mut values = Vec::with_capacity(cols.len());
     let mut first_empty = None;
     for &c in cols {
-        match parse_feature(&r.fields[c]).map_err(|m| t.err(r.row, c, m))? {
+        match parse_feature(r.get(c)).map_err(|m| t.err(r.line, c, m))? {
             Some(v) => values.push(v),
             None => {
                 first_empty.get_or_insert(c);
@@ -502,11 +587,7 @@ fn parse_features(t: &Table, r: &Record, cols: &[usize]) -> Result<Option<Vec<f3
     match first_empty {
         None => Ok(Some(values)),
         Some(_) if values.is_empty() => Ok(None),
-        Some(c) => Err(t.err(
-            r.row,
-            c,
-            "empty value: leave every feature of a modality empty to mark it missing, or fill them all",
-        )),
+        Some(c) => Err(t.err(r.line, c, PARTLY_EMPTY)),
     }
 }
 
@@ -519,13 +600,66 @@ type NoduleSlots = Vec<Option<(usize, Option<Vec<f32>>)>>;
 /// A loaded split with where each patient's id came from (for the overlap check).
 struct LoadedSplit {
     cohort: Cohort,
-    /// Per patient: (file, row, id column name).
-    origin: Vec<(String, usize, String)>,
+    /// Per patient: the row of the file its id was read from.
+    origin: Vec<usize>,
+    /// The file and column every id of the split was read from.
+    id_origin: (String, String),
     /// Rows of earlier sessions that were skipped.
     skipped_sessions: usize,
     /// Per modality, the file and header column of its first feature (for width errors).
     width_origin: [(String, String); 2],
 }
+
+/// A modality filled row by row: values appended flat, zeros where missing.
+struct ModalityRows {
+    values: Vec<f32>,
+    present: Vec<bool>,
+}
+
+impl ModalityRows {
+    fn new() -> ModalityRows {
+        ModalityRows {
+            values: Vec::new(),
+            present: Vec::new(),
+        }
+    }
+
+    /// Parses one record's columns into the modality (see [`parse_features`]).
+    fn push(&mut self, t: &Table, r: &csv::Row<'_>, cols: &[usize]) -> Result<(), LoadError> {
+        let start = self.values.len();
+        let mut first_empty = None;
+        for &c in cols {
+            match parse_feature(r.get(c)).map_err(|m| t.err(r.line, c, m))? {
+                Some(v) => self.values.push(v),
+                None => {
+                    first_empty.get_or_insert(c);
+                }
+            }
+        }
+        let filled = self.values.len() - start;
+        match first_empty {
+            None => self.present.push(true),
+            Some(_) if filled == 0 => {
+                self.values.resize(start + cols.len(), 0.0);
+                self.present.push(false);
+            }
+            Some(c) => return Err(t.err(r.line, c, PARTLY_EMPTY)),
+        }
+        Ok(())
+    }
+
+    fn into_modality(self, tokens: usize, width: usize) -> Modality {
+        Modality {
+            tokens,
+            width,
+            present: self.present,
+            values: self.values,
+        }
+    }
+}
+
+const PARTLY_EMPTY: &str =
+    "empty value: leave every feature of a modality empty to mark it missing, or fill them all";
 
 fn modality(tokens: usize, width: usize, rows: &[Option<Vec<f32>>]) -> Modality {
     let mut m = Modality::zeros(rows.len(), tokens, width);
@@ -556,15 +690,15 @@ fn check_split_width(t: &Table, cols: &[usize], tokens: usize, key: &str) -> Res
 
 fn refuse_empty_patients(
     ids: &[String],
-    imaging: &[Option<Vec<f32>>],
-    clinical: &[Option<Vec<f32>>],
-    origin: &[(String, usize, String)],
+    imaging: &[bool],
+    clinical: &[bool],
+    origin: &[usize],
+    (file, col): &(String, String),
 ) -> Result<(), LoadError> {
-    if let Some(i) = (0..ids.len()).find(|&i| imaging[i].is_none() && clinical[i].is_none()) {
-        let (file, row, col) = &origin[i];
+    if let Some(i) = (0..ids.len()).find(|&i| !imaging[i] && !clinical[i]) {
         return Err(LoadError {
             file: file.clone(),
-            row: Some(*row),
+            row: Some(origin[i]),
             column: Some(format!("`{col}`")),
             message: format!(
                 "patient `{}` has neither imaging nor clinical features",
@@ -617,39 +751,42 @@ fn load_lab(
     let mut kept: HashMap<String, Row> = HashMap::new();
     let mut scans: HashMap<String, usize> = HashMap::new();
     let mut skipped = 0;
-    for r in &clin.rows {
-        let pid = r.fields[c_pid].clone();
+    for r in clin.rows() {
+        let pid = r.get(c_pid).to_string();
         if pid.is_empty() {
-            return Err(clin.err(r.row, c_pid, "empty patient id"));
+            return Err(clin.err(r.line, c_pid, "empty patient id"));
         }
-        let scan = r.fields[c_id].clone();
+        let scan = r.get(c_id).to_string();
         if scan.is_empty() {
-            return Err(clin.err(r.row, c_id, "empty scan id"));
+            return Err(clin.err(r.line, c_id, "empty scan id"));
         }
-        if let Some(first) = scans.insert(scan.clone(), r.row) {
+        if let Some(first) = scans.insert(scan.clone(), r.line) {
             return Err(clin.err(
-                r.row,
+                r.line,
                 c_id,
-                format!("duplicate id: scan `{scan}` is also on row {first}"),
+                format!(
+                    "duplicate id: scan `{}` is also on row {first}",
+                    csv::shown(&scan)
+                ),
             ));
         }
-        let session: u64 = r.fields[c_session].parse().map_err(|_| {
+        let session: u64 = r.get(c_session).parse().map_err(|_| {
             clin.err(
-                r.row,
+                r.line,
                 c_session,
                 format!(
                     "session `{}` is not a whole number ≥ 0",
-                    r.fields[c_session]
+                    csv::shown(r.get(c_session))
                 ),
             )
         })?;
         let label = match c_label {
-            Some(c) => parse_label(&r.fields[c]).map_err(|m| clin.err(r.row, c, m))?,
+            Some(c) => parse_label(r.get(c)).map_err(|m| clin.err(r.line, c, m))?,
             None => 0,
         };
-        let features = parse_features(clin, r, &clin_cols)?;
+        let features = parse_features(clin, &r, &clin_cols)?;
         let row = Row {
-            row: r.row,
+            row: r.line,
             scan,
             session,
             label,
@@ -663,7 +800,7 @@ fn load_lab(
             Some(prev) => match lab.session_policy {
                 SessionPolicy::Single => {
                     return Err(clin.err(
-                        r.row,
+                        r.line,
                         c_pid,
                         format!(
                             "duplicate id: patient `{pid}` is also on row {} (`session_policy: single` wants one row per patient; `latest` keeps the latest session)",
@@ -673,7 +810,7 @@ fn load_lab(
                 }
                 SessionPolicy::Latest if prev.session == session => {
                     return Err(clin.err(
-                        r.row,
+                        r.line,
                         c_session,
                         format!(
                             "duplicate id: patient `{pid}` has session {session} on row {} too",
@@ -708,42 +845,47 @@ fn load_lab(
     }
     let width = img_cols.len();
     let mut nodules: HashMap<String, NoduleSlots> = HashMap::new();
-    for r in &img.rows {
-        let scan = &r.fields[i_id];
+    for r in img.rows() {
+        let scan = r.get(i_id);
         if !scans.contains_key(scan) {
             return Err(img.err(
-                r.row,
+                r.line,
                 i_id,
-                format!("scan `{scan}` is not in `{}` (column `id`)", clin.file),
+                format!(
+                    "scan `{}` is not in `{}` (column `id`)",
+                    csv::shown(scan),
+                    clin.file
+                ),
             ));
         }
-        let k: usize = r.fields[i_nodule]
+        let k: usize = r
+            .get(i_nodule)
             .parse()
             .ok()
             .filter(|&k| k < lab.img_tokens)
             .ok_or_else(|| {
                 img.err(
-                    r.row,
+                    r.line,
                     i_nodule,
                     format!(
                         "nodule `{}` is not a rank in 0…{} (`lab.img_tokens` = {})",
-                        r.fields[i_nodule],
+                        csv::shown(r.get(i_nodule)),
                         lab.img_tokens - 1,
                         lab.img_tokens
                     ),
                 )
             })?;
         let slots = nodules
-            .entry(scan.clone())
+            .entry(scan.to_string())
             .or_insert_with(|| vec![None; lab.img_tokens]);
         if let Some((first, _)) = &slots[k] {
             return Err(img.err(
-                r.row,
+                r.line,
                 i_nodule,
                 format!("duplicate id: scan `{scan}` nodule {k} is also on row {first}"),
             ));
         }
-        slots[k] = Some((r.row, parse_features(img, r, &img_cols)?));
+        slots[k] = Some((r.line, parse_features(img, &r, &img_cols)?));
     }
 
     let mut ids = Vec::with_capacity(order.len());
@@ -791,13 +933,26 @@ fn load_lab(
                 }
             }
         };
-        origin.push((clin.file.clone(), row.row, "pid".to_string()));
+        origin.push(row.row);
         ids.push(pid);
         labels.push(row.label);
         clinical.push(row.features);
         imaging.push(scan_img);
     }
-    refuse_empty_patients(&ids, &imaging, &clinical, &origin)?;
+    let id_origin = (clin.file.clone(), "pid".to_string());
+    let imaging = modality(lab.img_tokens, width, &imaging);
+    let clinical = modality(
+        lab.clin_tokens,
+        clin_cols.len() / lab.clin_tokens,
+        &clinical,
+    );
+    refuse_empty_patients(
+        &ids,
+        &imaging.present,
+        &clinical.present,
+        &origin,
+        &id_origin,
+    )?;
     let n = ids.len();
     Ok(LoadedSplit {
         cohort: Cohort {
@@ -806,21 +961,52 @@ fn load_lab(
             n,
             ids,
             labels: labeled.then_some(labels),
-            imaging: modality(lab.img_tokens, width, &imaging),
-            clinical: modality(
-                lab.clin_tokens,
-                clin_cols.len() / lab.clin_tokens,
-                &clinical,
-            ),
+            imaging,
+            clinical,
             true_logit: None,
         },
         origin,
+        id_origin,
         skipped_sessions: skipped,
         width_origin: [
             (img.file.clone(), img.header[img_cols[0]].clone()),
             (clin.file.clone(), clin.header[clin_cols[0]].clone()),
         ],
     })
+}
+
+/// The first repeated id in file order (the earliest row that repeats an id, with the row it
+/// first appeared on), found by sorting row indices: 4 bytes a patient instead of a hash map.
+fn refuse_duplicate_ids(
+    t: &Table,
+    c_id: usize,
+    ids: &[String],
+    rows: &[usize],
+) -> Result<(), LoadError> {
+    let mut order: Vec<u32> = (0..ids.len() as u32).collect();
+    order.sort_unstable_by(|&a, &b| ids[a as usize].cmp(&ids[b as usize]).then(a.cmp(&b)));
+    let repeat = order
+        .windows(2)
+        .filter(|w| ids[w[0] as usize] == ids[w[1] as usize])
+        .map(|w| w[1] as usize)
+        .min();
+    if let Some(i) = repeat {
+        let first = order
+            .iter()
+            .map(|&j| j as usize)
+            .find(|&j| ids[j] == ids[i])
+            .expect("the id occurs before");
+        return Err(t.err(
+            rows[i],
+            c_id,
+            format!(
+                "duplicate id: patient `{}` is also on row {}",
+                csv::shown(&ids[i]),
+                rows[first]
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn plain_columns(
@@ -851,10 +1037,11 @@ fn plain_columns(
 
 fn load_plain(
     split: &str,
-    t: &Table,
+    (t, mut stream): (Table, RowStream),
     plain: &PlainLayout,
     label_col: &str,
 ) -> Result<LoadedSplit, LoadError> {
+    let t = &t;
     let labeled = split != UNLABELED;
     let c_id = t.require(&plain.id, "`plain.id`")?;
     let c_label = if labeled {
@@ -873,30 +1060,31 @@ fn load_plain(
             message: "the column is declared for both imaging and clinical".to_string(),
         });
     }
-    let mut seen: HashMap<String, usize> = HashMap::new();
-    let (mut ids, mut labels, mut imaging, mut clinical, mut origin) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for r in &t.rows {
-        let id = r.fields[c_id].clone();
+    // Rows are parsed straight into flat modality buffers: memory stays a few bytes per value.
+    let (mut ids, mut labels, mut origin) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut imaging, mut clinical) = (ModalityRows::new(), ModalityRows::new());
+    while let Some(r) = t.next_row(&mut stream)? {
+        let id = r.get(c_id);
         if id.is_empty() {
-            return Err(t.err(r.row, c_id, "empty patient id"));
-        }
-        if let Some(first) = seen.insert(id.clone(), r.row) {
-            return Err(t.err(
-                r.row,
-                c_id,
-                format!("duplicate id: patient `{id}` is also on row {first}"),
-            ));
+            return Err(t.err(r.line, c_id, "empty patient id"));
         }
         if let Some(c) = c_label {
-            labels.push(parse_label(&r.fields[c]).map_err(|m| t.err(r.row, c, m))?);
+            labels.push(parse_label(r.get(c)).map_err(|m| t.err(r.line, c, m))?);
         }
-        imaging.push(parse_features(t, r, &img_cols)?);
-        clinical.push(parse_features(t, r, &clin_cols)?);
-        origin.push((t.file.clone(), r.row, plain.id.clone()));
-        ids.push(id);
+        imaging.push(t, &r, &img_cols)?;
+        clinical.push(t, &r, &clin_cols)?;
+        origin.push(r.line);
+        ids.push(id.to_string());
     }
-    refuse_empty_patients(&ids, &imaging, &clinical, &origin)?;
+    refuse_duplicate_ids(t, c_id, &ids, &origin)?;
+    let id_origin = (t.file.clone(), plain.id.clone());
+    refuse_empty_patients(
+        &ids,
+        &imaging.present,
+        &clinical.present,
+        &origin,
+        &id_origin,
+    )?;
     let n = ids.len();
     Ok(LoadedSplit {
         cohort: Cohort {
@@ -905,19 +1093,16 @@ fn load_plain(
             n,
             ids,
             labels: labeled.then_some(labels),
-            imaging: modality(
-                plain.imaging.tokens,
-                img_cols.len() / plain.imaging.tokens,
-                &imaging,
-            ),
-            clinical: modality(
+            imaging: imaging
+                .into_modality(plain.imaging.tokens, img_cols.len() / plain.imaging.tokens),
+            clinical: clinical.into_modality(
                 plain.clinical.tokens,
                 clin_cols.len() / plain.clinical.tokens,
-                &clinical,
             ),
             true_logit: None,
         },
         origin,
+        id_origin,
         skipped_sessions: 0,
         width_origin: [
             (t.file.clone(), t.header[img_cols[0]].clone()),
@@ -928,21 +1113,44 @@ fn load_plain(
 
 /// Refuses a patient id in two splits and splits with different modality shapes.
 fn check_across_splits(loaded: &[LoadedSplit]) -> Result<(), LoadError> {
-    let mut home: HashMap<&str, (&str, &(String, usize, String))> = HashMap::new();
-    for s in loaded {
-        for (id, origin) in s.cohort.ids.iter().zip(&s.origin) {
-            if let Some((other, (f, r, _))) = home.insert(id.as_str(), (&s.cohort.name, origin)) {
-                return Err(LoadError {
-                    file: origin.0.clone(),
-                    row: Some(origin.1),
-                    column: Some(format!("`{}`", origin.2)),
-                    message: format!(
-                        "split overlap: patient `{id}` of split `{}` is also in split `{other}` (`{f}` row {r})",
-                        s.cohort.name
-                    ),
-                });
-            }
-        }
+    // Sorted (id, split, patient) triples instead of a hash map: 16 bytes a patient. Within a
+    // split ids are unique, so the overlap reported is the earliest patient, in split and row
+    // order, whose id an earlier split already has.
+    let mut all: Vec<(&str, u32, u32)> = loaded
+        .iter()
+        .enumerate()
+        .flat_map(|(k, s)| {
+            s.cohort
+                .ids
+                .iter()
+                .enumerate()
+                .map(move |(i, id)| (id.as_str(), k as u32, i as u32))
+        })
+        .collect();
+    all.sort_unstable();
+    let overlap = all
+        .windows(2)
+        .filter(|w| w[0].0 == w[1].0)
+        .map(|w| (w[1].1, w[1].2, w[0].1, w[0].2))
+        .min();
+    drop(all);
+    if let Some((k, i, k0, i0)) = overlap {
+        let (s, first) = (&loaded[k as usize], &loaded[k0 as usize]);
+        let (file, column) = &s.id_origin;
+        let id = &s.cohort.ids[i as usize];
+        return Err(LoadError {
+            file: file.clone(),
+            row: Some(s.origin[i as usize]),
+            column: Some(format!("`{column}`")),
+            message: format!(
+                "split overlap: patient `{}` of split `{}` is also in split `{}` (`{}` row {})",
+                csv::shown(id),
+                s.cohort.name,
+                first.cohort.name,
+                first.id_origin.0,
+                first.origin[i0 as usize]
+            ),
+        });
     }
     if let Some(first) = loaded.first() {
         for s in &loaded[1..] {
@@ -978,6 +1186,18 @@ fn check_across_splits(loaded: &[LoadedSplit]) -> Result<(), LoadError> {
 
 /// Reads the file behind dep `dep`; the name shown in errors is relative to the workspace.
 fn read_dep(task: &TaskFile, split: &str, key: &str, dep: &str) -> Result<Table, String> {
+    let (shown, file) = open_dep(task, split, key, dep)?;
+    Table::read(&shown, file).map_err(|e| e.to_string())
+}
+
+/// The file behind dep `dep`, opened, with its name as shown in errors (relative to the
+/// workspace).
+fn open_dep(
+    task: &TaskFile,
+    split: &str,
+    key: &str,
+    dep: &str,
+) -> Result<(String, std::fs::File), String> {
     let paths = task.inputs.get(dep).ok_or_else(|| {
         let declared: Vec<String> = task.inputs.keys().map(|k| format!("`{k}`")).collect();
         format!(
@@ -996,8 +1216,8 @@ fn read_dep(task: &TaskFile, split: &str, key: &str, dep: &str) -> Result<Table,
         .unwrap_or(path)
         .display()
         .to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read `{shown}`: {e}"))?;
-    Table::parse(&shown, &text).map_err(|e| e.to_string())
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read `{shown}`: {e}"))?;
+    Ok((shown, file))
 }
 
 pub fn run(task: &TaskFile, log: &mut dyn Write) -> Result<Value, String> {
@@ -1032,12 +1252,13 @@ pub fn run(task: &TaskFile, log: &mut dyn Write) -> Result<Value, String> {
                 load_lab(split, &clin, &img, &lab, &label)
             }
             (CsvFormat::Plain, _, _, Some(t)) => {
-                let table = read_dep(task, split, "table", t)?;
+                let (shown, file) = open_dep(task, split, "table", t)?;
+                let table = Table::open(&shown, file).map_err(|e| e.to_string())?;
                 let plain = cfg
                     .plain
                     .as_ref()
                     .ok_or("config: `format: plain` needs `plain:`")?;
-                load_plain(split, &table, plain, &label)
+                load_plain(split, table, plain, &label)
             }
             _ => {
                 return Err(format!(
@@ -1048,6 +1269,15 @@ pub fn run(task: &TaskFile, log: &mut dyn Write) -> Result<Value, String> {
         loaded.push(one.map_err(|e| e.to_string())?);
     }
     check_across_splits(&loaded).map_err(|e| e.to_string())?;
+    // The same rule as `orchestrate stats`: a labeled split must be one an AUC can be computed on.
+    for s in &loaded {
+        if let Some(labels) = &s.cohort.labels {
+            let n_pos = labels.iter().filter(|l| **l == 1).count();
+            crate::cohort::check_classes(n_pos, labels.len() - n_pos).map_err(|m| {
+                format!("split `{}` (`{}`): {m}", s.cohort.name, s.width_origin[1].0)
+            })?;
+        }
+    }
 
     let mut metrics = serde_json::Map::new();
     let mut summary = String::new();
@@ -1331,7 +1561,7 @@ mod tests {
     #[test]
     fn plain_layout_loads_declared_columns() {
         let d = tempfile::tempdir().expect("tmp");
-        let csv = "id,label,img_a,img_b,age,smoker\nx,1,0.5,1,60,1\ny,0,,,70,0\n";
+        let csv = "id,label,img_a,img_b,age,smoker\nx,1,0.5,1,60,1\ny,0,,,70,0\nz,1,1,1,50,0\nw,0,2,2,40,1\n";
         let config = resolve(&json!({
             "format": "plain",
             "splits": {"internal": {"table": "t"}},
@@ -1342,10 +1572,10 @@ mod tests {
         let t = task(d.path(), config, &[("t", csv)]);
         run(&t, &mut Vec::new()).expect("loads");
         let c = Cohort::read(&t.out_dir.join("internal")).expect("cohort");
-        assert_eq!(c.ids, ["x", "y"]);
-        assert_eq!(c.labels, Some(vec![1, 0]));
+        assert_eq!(c.ids, ["x", "y", "z", "w"]);
+        assert_eq!(c.labels, Some(vec![1, 0, 1, 0]));
         assert_eq!((c.imaging.tokens, c.imaging.width), (2, 1));
-        assert_eq!(c.imaging.present, [true, false]);
+        assert_eq!(c.imaging.present, [true, false, true, true]);
         assert_eq!(c.clinical.patient(1), [70.0, 0.0]);
     }
 
@@ -1354,8 +1584,11 @@ mod tests {
         let d = tempfile::tempdir().expect("tmp");
         let clin = "pid,id,session,lung_cancer,exp-000,exp-001\n\
                     p1,p1-s1,1,1,2,2\n\
-                    p1,p1-s0,0,0,1,1\n";
-        let img = "id,nodule,f000\np1-s1,0,7\np1-s0,0,3\n";
+                    p1,p1-s0,0,0,1,1\n\
+                    p2,p2-s0,0,0,1,1\n\
+                    p3,p3-s0,0,1,1,1\n\
+                    p4,p4-s0,0,0,1,1\n";
+        let img = "id,nodule,f000\np1-s1,0,7\np1-s0,0,3\np2-s0,0,1\np3-s0,0,1\np4-s0,0,1\n";
         let config = resolve(&json!({
             "splits": {"internal": {"clinical": "c", "imaging": "i"}},
             "lab": {"img_tokens": 1}
@@ -1364,7 +1597,7 @@ mod tests {
         let t = task(d.path(), config, &[("c", clin), ("i", img)]);
         run(&t, &mut Vec::new()).expect("loads");
         let c = Cohort::read(&t.out_dir.join("internal")).expect("cohort");
-        assert_eq!(c.labels, Some(vec![1]));
+        assert_eq!(c.labels, Some(vec![1, 0, 1, 0]));
         assert_eq!(c.clinical.patient(0), [2.0, 2.0]);
         assert_eq!(c.imaging.patient(0), [7.0]);
     }

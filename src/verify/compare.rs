@@ -79,6 +79,11 @@ pub struct Verification {
     pub actual_platform: Platform,
     /// `identical` (bit for bit) or `tolerance` (metrics within the lock's tolerances).
     pub mode: &'static str,
+    /// The tolerance policy in force, in words.
+    pub policy: String,
+    /// Where the policy came from (the reference's, checked against the defaults), set by the
+    /// caller that chose it.
+    pub policy_source: String,
     pub counts: BTreeMap<&'static str, usize>,
     pub ok: bool,
     /// The first root cause, in topological order.
@@ -232,6 +237,8 @@ pub fn compare(expected: &Lock, actual: &Lock, reference: &str) -> Verification 
         expected_platform: expected.platform.clone(),
         actual_platform: actual.platform.clone(),
         mode: if strict { "identical" } else { "tolerance" },
+        policy: expected.tolerance.describe(),
+        policy_source: format!("the policy of {reference}"),
         ok: rows.iter().all(|r| r.outcome != Outcome::Different),
         counts,
         root_cause,

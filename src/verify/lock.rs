@@ -58,6 +58,23 @@ impl std::fmt::Display for Platform {
     }
 }
 
+/// The widest tolerance a lock may declare for an AUC or an AUC interval bound.
+pub const MAX_AUC_TOLERANCE: f64 = 0.05;
+
+/// `auc` and every metric below it (`auc/jepa/internal/delong_lo`).
+fn is_auc_metric(name: &str) -> bool {
+    name == "auc" || name.starts_with("auc/")
+}
+
+/// A tolerance for messages: `0.005`, `1e308`.
+fn tol(t: f64) -> String {
+    if t != 0.0 && !(1e-4..1e6).contains(&t.abs()) {
+        format!("{t:e}")
+    } else {
+        format!("{t}")
+    }
+}
+
 /// What counts as reproduced.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -90,6 +107,71 @@ impl TolerancePolicy {
             },
             metrics: BTreeMap::from([("auc".to_string(), 0.005)]),
         }
+    }
+
+    /// Refuses what is no policy at all: a negative or non-finite tolerance, or one wider than
+    /// [`MAX_AUC_TOLERANCE`] on an AUC (which would call another model "reproduced").
+    pub fn check(&self) -> Result<(), String> {
+        for (name, t) in &self.metrics {
+            if !t.is_finite() || *t < 0.0 {
+                return Err(format!(
+                    "`tolerance.metrics.{name}` is {}: a tolerance is a finite number ≥ 0",
+                    tol(*t)
+                ));
+            }
+            if is_auc_metric(name) && *t > MAX_AUC_TOLERANCE {
+                return Err(format!(
+                    "`tolerance.metrics.{name}` is {}: an AUC tolerance above {MAX_AUC_TOLERANCE} \
+                     would accept a different model as reproduced",
+                    tol(*t)
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// What in this policy is looser than `defaults`, one phrase each; empty when it is as
+    /// strict or stricter everywhere.
+    pub fn looser_than(&self, defaults: &TolerancePolicy) -> Vec<String> {
+        let mut looser = Vec::new();
+        if self.same_platform == SamePlatformRule::Tolerance
+            && defaults.same_platform == SamePlatformRule::Identical
+        {
+            looser.push(
+                "`same_platform: tolerance` (the default: every item identical on the lock's platform)"
+                    .to_string(),
+            );
+        }
+        for (name, t) in &self.metrics {
+            match defaults.tolerance_for(name) {
+                Some(d) if *t <= d => {}
+                Some(d) => looser.push(format!("`{name}` ±{} (the default: ±{})", tol(*t), tol(d))),
+                None if *t == 0.0 => {}
+                None => looser.push(format!("`{name}` ±{} (the default: identical)", tol(*t))),
+            }
+        }
+        looser
+    }
+
+    /// The policy in words, for the verdict line.
+    pub fn describe(&self) -> String {
+        let same = match self.same_platform {
+            SamePlatformRule::Identical => "every item identical on the lock's platform",
+            SamePlatformRule::Tolerance => "metrics within tolerance even on the lock's platform",
+        };
+        let metrics: Vec<String> = self
+            .metrics
+            .iter()
+            .map(|(n, t)| format!("{n} ±{}", tol(*t)))
+            .collect();
+        format!(
+            "{same}; across platforms {}, other metrics identical",
+            if metrics.is_empty() {
+                "no tolerances".to_string()
+            } else {
+                metrics.join(", ")
+            }
+        )
     }
 
     /// The absolute tolerance of `metric`: the most specific declared name covering it.
@@ -331,6 +413,20 @@ pub fn parse_lock(bytes: &[u8], path: &Path) -> Result<Lock, VerifyError> {
         let at = e.path().to_string();
         bad(format!("at `{at}`: {}", e.inner()))
     })?;
+    // A lock may come from a stranger's bundle: its names are names, its policy a policy.
+    if !crate::dsl::valid_experiment_name(&lock.experiment) {
+        return Err(bad(format!(
+            "`experiment` is `{}`, not an experiment name",
+            crate::csv::shown(&lock.experiment)
+        )));
+    }
+    if !super::bundle::valid_relative_file(&lock.file) {
+        return Err(bad(format!(
+            "`file` is `{}`, not a workspace-relative path",
+            crate::csv::shown(&lock.file)
+        )));
+    }
+    lock.tolerance.check().map_err(bad)?;
     let names: BTreeSet<&str> = lock.stages.iter().map(|s| s.name.as_str()).collect();
     if names.len() != lock.stages.len() {
         return Err(bad("a stage name appears twice".to_string()));
@@ -376,6 +472,27 @@ mod tests {
         assert_eq!(p.tolerance_for("auc/jepa/internal/delong_lo"), Some(0.01));
         assert_eq!(p.tolerance_for("aucx"), None);
         assert_eq!(p.tolerance_for("final_loss"), None);
+    }
+
+    #[test]
+    fn policies_that_are_no_policy_are_refused_and_looser_ones_named() {
+        let defaults = TolerancePolicy::default_for("cpu");
+        let mut p = defaults.clone();
+        assert!(p.check().is_ok() && p.looser_than(&defaults).is_empty());
+        p.metrics.insert("auc/jepa".to_string(), 0.001);
+        assert!(p.looser_than(&defaults).is_empty(), "stricter is fine");
+        p.metrics.insert("auc".to_string(), 0.5);
+        assert!(p.check().unwrap_err().contains("above 0.05"));
+        p.metrics.insert("auc".to_string(), 0.01);
+        p.metrics.insert("final_loss".to_string(), 1e308);
+        p.same_platform = SamePlatformRule::Tolerance;
+        assert!(p.check().is_ok());
+        let looser = p.looser_than(&defaults);
+        assert_eq!(looser.len(), 3, "{looser:?}");
+        assert!(looser[1].contains("`auc` ±0.01 (the default: ±0.005)"));
+        assert!(looser[2].contains("`final_loss` ±1e308 (the default: identical)"));
+        p.metrics.insert("final_loss".to_string(), -1.0);
+        assert!(p.check().unwrap_err().contains("finite number ≥ 0"));
     }
 
     #[test]

@@ -89,6 +89,7 @@ fn summary_lines(v: &Verification) -> Vec<String> {
             None => {}
         }
     }
+    lines.push(format!("Policy: {} ({}).", v.policy, v.policy_source));
     lines.push(if v.ok {
         "Reproduced: every item is within policy.".to_string()
     } else {

@@ -153,18 +153,28 @@ stages:
 
 const INTERNAL: &str = "pid,id,session,shifted_scan_date,Duration,lung_cancer,exp-000,exp-001\n\
                         p1,p1-a,0,2016-01-01,0,1,0.5,1.5\n\
-                        p2,p2-a,0,2016-01-02,0,0,0.25,-1\n";
+                        p2,p2-a,0,2016-01-02,0,0,0.25,-1\n\
+                        p3,p3-a,0,2016-01-03,0,1,0.75,2\n\
+                        p4,p4-a,0,2016-01-04,0,0,0.5,-2\n";
 const EXTERNAL: &str = "pid,id,session,shifted_scan_date,Duration,lung_cancer,exp-000,exp-001\n\
-                        q1,q1-a,0,2016-01-01,0,1,0.5,1.5\n";
-const IMAGING: &str = "id,nodule,f000\np1-a,0,1\np2-a,0,2\n";
-const EXT_IMAGING: &str = "id,nodule,f000\nq1-a,0,1\n";
+                        q1,q1-a,0,2016-01-01,0,1,0.5,1.5\n\
+                        q2,q2-a,0,2016-01-01,0,0,0.5,1.5\n\
+                        q3,q3-a,0,2016-01-01,0,1,0.5,1.5\n\
+                        q4,q4-a,0,2016-01-01,0,0,0.5,1.5\n";
+const IMAGING: &str = "id,nodule,f000\np1-a,0,1\np2-a,0,2\np3-a,0,3\np4-a,0,4\n";
+const EXT_IMAGING: &str = "id,nodule,f000\nq1-a,0,1\nq2-a,0,1\nq3-a,0,1\nq4-a,0,1\n";
 
 /// Runs the two-split lab experiment with `internal` and `external` clinical CSVs.
 fn run_lab(internal: &str, external: &str) -> std::process::Output {
+    run_lab_files(internal, IMAGING, external)
+}
+
+/// [`run_lab`] with the internal split's imaging file too.
+fn run_lab_files(internal: &str, imaging: &str, external: &str) -> std::process::Output {
     let ws = Workspace::new();
     ws.write("experiments/lab.yaml", LAB)
         .write("data/internal_clinical.csv", internal)
-        .write("data/internal_imaging.csv", IMAGING)
+        .write("data/internal_imaging.csv", imaging)
         .write("data/external_clinical.csv", external)
         .write("data/external_imaging.csv", EXT_IMAGING);
     ws.run(&["run", "experiments/lab.yaml"])
@@ -215,5 +225,74 @@ fn a_malformed_lab_csv_fails_the_stage_naming_file_row_and_column() {
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(3), "{defect}: {err}");
         assert!(err.contains(want), "{defect}: want `{want}` in\n{err}");
+    }
+}
+
+/// The same table defects through the `cohort` stage and through `orchestrate stats`: both
+/// refuse them, with the file and line.
+#[test]
+fn cohort_and_stats_refuse_the_same_degenerate_tables() {
+    let header = "pid,id,session,shifted_scan_date,Duration,lung_cancer,exp-000,exp-001\n";
+    let one_class = format!(
+        "{header}p1,p1-a,0,2016-01-01,0,1,0.5,1.5\np2,p2-a,0,2016-01-02,0,1,0.25,-1\n\
+         p3,p3-a,0,2016-01-03,0,1,0.75,2\np4,p4-a,0,2016-01-04,0,1,0.5,-2\n"
+    );
+    let one_row = format!("{header}p1,p1-a,0,2016-01-01,0,1,0.5,1.5\n");
+    let cases = [
+        (
+            "header only",
+            header.to_string(),
+            "`data/internal_clinical.csv` row 1: the file has a header but no data rows",
+            "has a header but no data rows",
+        ),
+        (
+            "CR-only line ends",
+            INTERNAL.replace('\n', "\r"),
+            "`data/internal_clinical.csv` row 1: a carriage return without a line feed",
+            "line 1: a carriage return without a line feed",
+        ),
+        (
+            "one class",
+            one_class,
+            "split `internal` (`data/internal_clinical.csv`): only one class present (4 positive, 0 negative)",
+            "only one class present (4 positive, 0 negative)",
+        ),
+        (
+            "one row",
+            one_row,
+            "split `internal` (`data/internal_clinical.csv`): only one class present (1 positive, 0 negative)",
+            "only one class present (1 positive, 0 negative)",
+        ),
+    ];
+    for (defect, internal, want_stage, want_stats) in cases {
+        // One row: its own imaging file, so that the row count is the only defect.
+        let imaging = if defect == "one row" {
+            "id,nodule,f000\np1-a,0,1\n"
+        } else {
+            IMAGING
+        };
+        let out = run_lab_files(&internal, imaging, EXTERNAL);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(3), "{defect}: {err}");
+        assert!(
+            err.contains(want_stage),
+            "{defect}: want `{want_stage}` in\n{err}"
+        );
+        let ws = Workspace::new();
+        ws.write("t.csv", &internal);
+        let out = ws.run(&[
+            "stats",
+            "t.csv",
+            "--label",
+            "lung_cancer",
+            "--score",
+            "exp-000",
+        ]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{defect}: {err}");
+        assert!(
+            err.contains(want_stats),
+            "{defect}: want `{want_stats}` in\n{err}"
+        );
     }
 }

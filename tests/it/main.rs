@@ -6,6 +6,7 @@ mod common;
 mod data_stages;
 mod evaluate;
 mod faults;
+mod hostile;
 mod malformed;
 mod models;
 mod report;

@@ -199,15 +199,22 @@ fn a_bundle_is_deterministic_and_reproduce_accepts_it() {
     let out = ws.run(&["reproduce", "review.tar.gz"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("against bundle `review.tar.gz`"));
-    // A bundle of an edited experiment recomputes the bundle's own copy and still verifies.
+    // With an edited experiment in the workspace, the workspace's is recomputed (a bundle runs
+    // nothing the reviewer did not choose): the edit shows as a diff and as a difference.
     let text = ws.read("experiments/rules.yaml");
     ws.write(
         "experiments/rules.yaml",
         &text.replace("threshold: 0.5", "threshold: 0.1"),
     );
     let out = ws.run(&["reproduce", "review.tar.gz"]);
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("differs from the bundle's"), "{err}");
+    assert!(err.contains("-     params: {threshold: 0.1}"), "{err}");
+    assert!(err.contains("+     params: {threshold: 0.5}"), "{err}");
+    // Asked for, the bundle's own copy is recomputed and verifies.
+    let out = ws.run(&["reproduce", "review.tar.gz", "--bundle-experiment"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(stderr(&out).contains("differs from the bundle's"));
     let bad = ws.run(&["bundle", "rules", "-o", "review.zip"]);
     assert_eq!(bad.status.code(), Some(2));
 }
