@@ -9,8 +9,9 @@ use clap::Args;
 
 use super::Context;
 use super::lock::{describe_run, read_manifest};
+use crate::cli::error::Error;
 use crate::dsl;
-use crate::error::{Error, exit};
+use crate::exit;
 use crate::verify::{self, bundle};
 
 #[derive(Debug, Args)]
@@ -43,7 +44,11 @@ pub fn bundle(ctx: &Context, args: &BundleArgs) -> Result<i32, Error> {
     }
     let exp_file = ctx.workspace.join(&m.file);
     let experiment = std::fs::read(&exp_file).map_err(|e| Error::io(&exp_file, e))?;
-    let exp = dsl::load(&ctx.experiment_path(&exp_file), &ctx.workspace)?;
+    let exp = dsl::load(
+        &ctx.experiment_path(&exp_file),
+        &ctx.workspace,
+        &crate::stages::Builtin,
+    )?;
     // A committed lock's tolerance policy is the study's: keep it.
     let tolerance = verify::read_lock(
         &ctx.workspace

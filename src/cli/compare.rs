@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::Context;
-use crate::error::{Error, exit};
+use crate::cli::error::Error;
+use crate::exit;
 use crate::report::compare::{self, Baseline};
 use crate::report::{render, run};
 

@@ -11,8 +11,9 @@ use serde_json::json;
 
 use super::inspect::{dir_size, human_bytes};
 use super::{Context, open_store, print_json};
-use crate::error::{Error, exit};
+use crate::cli::error::Error;
 use crate::exec::manifest;
+use crate::exit;
 
 #[derive(Debug, Args)]
 pub struct GcArgs {

@@ -4,8 +4,9 @@ use clap::Args;
 use serde_json::json;
 
 use super::{Context, open_store, print_json};
-use crate::error::{Error, exit};
+use crate::cli::error::Error;
 use crate::exec::manifest::{self, RunManifest};
+use crate::exit;
 use crate::store::StoreError;
 
 #[derive(Debug, Args)]

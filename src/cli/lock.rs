@@ -9,9 +9,11 @@ use clap::{Args, FromArgMatches};
 use serde_json::Value;
 
 use super::{Context, open_store, print_json};
-use crate::dsl::{self, Experiment, StageKind};
-use crate::error::{Error, exit};
+use crate::cli::error::Error;
+use crate::dsl::{self, Experiment};
 use crate::exec::manifest::RunManifest;
+use crate::exit;
+use crate::kinds::StageKind;
 use crate::plan::{Plan, PlanOptions, StageState};
 use crate::verify::{self, Lock, RunParts, TolerancePolicy};
 
@@ -38,7 +40,7 @@ pub struct LockArgs {
 
 pub fn lock(ctx: &Context, args: &LockArgs) -> Result<i32, Error> {
     let file = ctx.experiment_path(&args.experiment);
-    let exp = dsl::load(&file, &ctx.workspace)?;
+    let exp = dsl::load(&file, &ctx.workspace, &crate::stages::Builtin)?;
     let out = match &args.out {
         Some(o) => std::env::current_dir()
             .map_err(|e| Error::io(".", e))?

@@ -4,6 +4,7 @@
 
 mod bundle;
 mod compare;
+pub mod error;
 mod gc;
 mod inspect;
 mod lock;
@@ -16,7 +17,8 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::error::{Error, exit};
+use crate::cli::error::Error;
+use crate::exit;
 
 /// Reproducible machine-learning studies: a YAML experiment becomes a DAG of cached stages.
 ///
@@ -147,7 +149,7 @@ pub fn main() -> i32 {
         }
     };
     if let Command::Worker(w) = &cli.command {
-        return crate::exec::worker::run(&w.task);
+        return crate::worker::run(&w.task);
     }
     match dispatch(&cli) {
         Ok(code) => code,

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use super::{Context, print_json};
-use crate::error::{Error, exit};
+use crate::cli::error::Error;
+use crate::exit;
 use crate::report::{Templates, run};
 
 #[derive(Debug, Args)]

@@ -12,10 +12,12 @@ use clap::Args;
 use super::lock::{describe_run, latest_run_dir, read_manifest};
 use super::run::{RunArgs, run};
 use super::{Context, print_json};
-use crate::dsl::{self, StageKind};
-use crate::error::{Error, exit};
+use crate::cli::error::Error;
+use crate::dsl;
 use crate::exec::manifest;
+use crate::exit;
 use crate::fingerprint::{BINARY_IDENTITY, builtin_code_identity, git_provenance, hash_bytes};
+use crate::kinds::StageKind;
 use crate::verify::{self, Lock, bundle};
 
 #[derive(Debug, Args)]
@@ -92,9 +94,13 @@ pub fn reproduce(ctx: &Context, args: &ReproduceArgs) -> Result<i32, Error> {
                 ))
             })?;
             let shown = PathBuf::from(format!("{}:{}", target.display(), bundle::EXPERIMENT));
-            dsl::parse(&shown, text, &ctx.workspace)?
+            dsl::parse(&shown, text, &ctx.workspace, &crate::stages::Builtin)?
         }
-        None => dsl::load(&ctx.experiment_path(&file), &ctx.workspace)?,
+        None => dsl::load(
+            &ctx.experiment_path(&file),
+            &ctx.workspace,
+            &crate::stages::Builtin,
+        )?,
     };
     if let Some(b) = args.run.backend {
         exp.backend = b;
@@ -194,7 +200,7 @@ pub fn reproduce(ctx: &Context, args: &ReproduceArgs) -> Result<i32, Error> {
         v.policy_source = source;
     }
     let json_path = run_dir.join("verification.json");
-    crate::exec::task::write_json_atomic(&json_path, &v).map_err(|e| Error::io(&json_path, e))?;
+    crate::task::write_json_atomic(&json_path, &v).map_err(|e| Error::io(&json_path, e))?;
     let html_path = run_dir.join("verification.html");
     std::fs::write(&html_path, verify::render_html(&v)).map_err(|e| Error::io(&html_path, e))?;
     // The reproduction's report links the table: render it again now that the table exists.
@@ -261,7 +267,11 @@ fn resolve_target(
         let run_dir = crate::report::run::resolve_run(&ctx.runs, cwd, &target.to_string_lossy())?;
         let m = read_manifest(&run_dir)?;
         let file = ctx.workspace.join(&m.file);
-        let exp = dsl::load(&ctx.experiment_path(&file), &ctx.workspace)?;
+        let exp = dsl::load(
+            &ctx.experiment_path(&file),
+            &ctx.workspace,
+            &crate::stages::Builtin,
+        )?;
         let lock = describe_run(ctx, &run_dir, &exp, None, args.run.no_wait)?;
         let label = format!("run `{}/{}`", m.experiment, m.run_id);
         return Ok(Target {

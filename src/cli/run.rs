@@ -8,9 +8,10 @@ use clap::Args;
 use serde_json::json;
 
 use super::{Context, open_store, print_json};
+use crate::cli::error::Error;
 use crate::dsl::{self, ExecutorKind, Experiment};
-use crate::error::{Error, exit};
 use crate::exec::{self, RunOptions, manifest, progress::Progress, resources};
+use crate::exit;
 use crate::fingerprint::git_provenance;
 use crate::plan::{Force, Plan, PlanOptions, StageState};
 
@@ -30,7 +31,7 @@ pub struct RunArgs {
     pub executor: Option<ExecutorKind>,
     /// Tensor backend of training stages: `cpu` or `cuda` [default: the experiment's `backend:`]
     #[arg(long, value_name = "KIND", value_parser = parse_backend)]
-    pub backend: Option<dsl::Backend>,
+    pub backend: Option<crate::kinds::Backend>,
     /// At most this many Slurm jobs submitted at once
     #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_jobs: u32,
@@ -89,10 +90,10 @@ pub struct PlanArgs {
     pub json: bool,
 }
 
-fn parse_backend(s: &str) -> Result<dsl::Backend, String> {
+fn parse_backend(s: &str) -> Result<crate::kinds::Backend, String> {
     match s {
-        "cpu" => Ok(dsl::Backend::Cpu),
-        "cuda" => Ok(dsl::Backend::Cuda),
+        "cpu" => Ok(crate::kinds::Backend::Cpu),
+        "cuda" => Ok(crate::kinds::Backend::Cuda),
         _ => Err("expected `cpu` or `cuda`".to_string()),
     }
 }
@@ -106,7 +107,11 @@ fn parse_executor(s: &str) -> Result<ExecutorKind, String> {
 }
 
 fn load(ctx: &Context, file: &Path) -> Result<Experiment, Error> {
-    Ok(dsl::load(&ctx.experiment_path(file), &ctx.workspace)?)
+    Ok(dsl::load(
+        &ctx.experiment_path(file),
+        &ctx.workspace,
+        &crate::stages::Builtin,
+    )?)
 }
 
 pub fn run(ctx: &Context, args: &RunArgs) -> Result<i32, Error> {
@@ -344,7 +349,7 @@ fn evaluation_results(
     exp.stages
         .iter()
         .zip(&outcome.stages)
-        .filter(|(s, _)| s.kind == crate::dsl::StageKind::Evaluate)
+        .filter(|(s, _)| s.kind == crate::kinds::StageKind::Evaluate)
         .filter_map(|(s, o)| match o {
             exec::StageOutcome::Ran(r) | exec::StageOutcome::Fresh(r) => {
                 let out = r.outs.get("results")?;

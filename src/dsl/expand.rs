@@ -11,7 +11,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::Value as Json;
 
-use super::experiment::{Dep, Resources, Stage, StageKind, coord_text};
+use super::experiment::{Dep, Resources, Stage, coord_text};
+use crate::kinds::StageKind;
 
 /// A declared stage after validation, before expansion.
 #[derive(Debug, Clone)]

@@ -3,10 +3,11 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 
-pub use super::schema::{Backend, ExecutorKind, SlurmSpec};
+pub use super::schema::{ExecutorKind, SlurmSpec};
+use crate::kinds::{Backend, StageKind};
 
 /// A loaded experiment: every sweep and replicate expanded, stages in topological order.
 #[derive(Debug, Clone)]
@@ -31,63 +32,6 @@ pub struct Experiment {
 impl Experiment {
     pub fn stage_index(&self, name: &str) -> Option<usize> {
         self.stages.iter().position(|s| s.name == name)
-    }
-}
-
-/// The kinds of stage this binary knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StageKind {
-    /// Any shell command with declared deps, code and outs.
-    Command,
-    /// The synthetic environment: cohort tables with known causes.
-    Synth,
-    /// A real cohort loaded from CSV files.
-    Cohort,
-    /// AUCs, intervals and comparisons of gathered predictions.
-    Evaluate,
-    /// JEPA or supervised pretraining of the token encoder.
-    Pretrain,
-    /// A classifier trained from scratch or from a pretrained encoder.
-    Train,
-    /// Per-patient scores of a trained classifier on test cohorts.
-    Predict,
-    /// A self-contained HTML report of an evaluation's results.
-    Report,
-}
-
-impl StageKind {
-    pub const ALL: &'static [StageKind] = &[
-        StageKind::Command,
-        StageKind::Synth,
-        StageKind::Cohort,
-        StageKind::Evaluate,
-        StageKind::Pretrain,
-        StageKind::Train,
-        StageKind::Predict,
-        StageKind::Report,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            StageKind::Command => "command",
-            StageKind::Synth => "synth",
-            StageKind::Cohort => "cohort",
-            StageKind::Evaluate => "evaluate",
-            StageKind::Pretrain => "pretrain",
-            StageKind::Train => "train",
-            StageKind::Predict => "predict",
-            StageKind::Report => "report",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<StageKind> {
-        StageKind::ALL.iter().copied().find(|k| k.name() == s)
-    }
-
-    /// Built-in kinds take a typed `config:` and define their own outputs.
-    pub fn is_builtin(self) -> bool {
-        self != StageKind::Command
     }
 }
 

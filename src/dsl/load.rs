@@ -11,14 +11,20 @@ use serde_yaml::Value as Yaml;
 
 use super::error::DslError;
 use super::expand::{self, Axis, BaseStage, DepRef};
-use super::experiment::{ExecutorKind, Experiment, Resources, StageKind};
+use super::experiment::{ExecutorKind, Experiment, Resources};
 use super::schema::{ExperimentFile, ResourcesSpec, StageSpec};
 use super::span::{Pos, SpanIndex, join_path};
 use super::template;
-use crate::stages;
+use crate::kinds::KindSchemas;
+use crate::kinds::StageKind;
 
 /// Loads `file` (as named by the user) against the workspace root `workspace`.
-pub fn load(file: &Path, workspace: &Path) -> Result<Experiment, DslError> {
+/// `schemas` knows every built-in kind's config (`crate::stages::Builtin`).
+pub fn load(
+    file: &Path,
+    workspace: &Path,
+    schemas: &dyn KindSchemas,
+) -> Result<Experiment, DslError> {
     let workspace = workspace
         .canonicalize()
         .map_err(|e| DslError::new(workspace, format!("cannot open the workspace: {e}")))?;
@@ -35,11 +41,16 @@ pub fn load(file: &Path, workspace: &Path) -> Result<Experiment, DslError> {
         };
         DslError::new(file, what)
     })?;
-    parse(file, &text, &workspace)
+    parse(file, &text, &workspace, schemas)
 }
 
 /// Validates the text of an experiment file named `file`.
-pub fn parse(file: &Path, text: &str, workspace: &Path) -> Result<Experiment, DslError> {
+pub fn parse(
+    file: &Path,
+    text: &str,
+    workspace: &Path,
+    schemas: &dyn KindSchemas,
+) -> Result<Experiment, DslError> {
     let spans = SpanIndex::build(text).map_err(|e| {
         DslError::new(file, e.message)
             .at(Some(e.pos), text)
@@ -68,6 +79,7 @@ pub fn parse(file: &Path, text: &str, workspace: &Path) -> Result<Experiment, Ds
         text,
         spans: &spans,
         workspace,
+        schemas,
     };
     ctx.experiment(raw)
 }
@@ -77,6 +89,7 @@ struct Ctx<'a> {
     text: &'a str,
     spans: &'a SpanIndex,
     workspace: &'a Path,
+    schemas: &'a dyn KindSchemas,
 }
 
 fn segs(path: &[&str]) -> Vec<String> {
@@ -145,7 +158,7 @@ impl Ctx<'_> {
             let names = match StageKind::parse(&spec.kind) {
                 Some(kind) if kind.is_builtin() => {
                     let config = self.builtin_config(name, kind, spec)?;
-                    stages::outputs(kind, &config).into_keys().collect()
+                    self.schemas.outputs(kind, &config).into_keys().collect()
                 }
                 _ => spec.outs.keys().cloned().collect(),
             };
@@ -164,21 +177,24 @@ impl Ctx<'_> {
             .iter_mut()
             .filter(|s| s.kind.is_builtin() && !s.coords.is_empty())
         {
-            stage.config = stages::resolve_config(stage.kind, &stage.config).map_err(|e| {
-                let axis = axes
-                    .iter()
-                    .find(|a| a.section == "config" && bases[a.stage].name == stage.base)
-                    .map_or_else(|| "sweep".to_string(), |a| a.id.clone());
-                self.err(
-                    &["sweep", &axis],
-                    format!(
-                        "variant `{}`: config {}: {}",
-                        stage.name,
-                        join_path(&e.path),
-                        e.message
-                    ),
-                )
-            })?;
+            stage.config = self
+                .schemas
+                .resolve_config(stage.kind, &stage.config)
+                .map_err(|e| {
+                    let axis = axes
+                        .iter()
+                        .find(|a| a.section == "config" && bases[a.stage].name == stage.base)
+                        .map_or_else(|| "sweep".to_string(), |a| a.id.clone());
+                    self.err(
+                        &["sweep", &axis],
+                        format!(
+                            "variant `{}`: config {}: {}",
+                            stage.name,
+                            join_path(&e.path),
+                            e.message
+                        ),
+                    )
+                })?;
         }
         Ok(Experiment {
             name: raw.experiment,
@@ -268,7 +284,7 @@ impl Ctx<'_> {
                 ));
             }
         }
-        if let Some(want) = stages::dep_spec(kind) {
+        if let Some(want) = self.schemas.dep_spec(kind) {
             for dep in spec.deps.keys() {
                 if !want.accepts(dep) {
                     let mut known: Vec<String> =
@@ -358,7 +374,7 @@ impl Ctx<'_> {
         }
         let config = if kind.is_builtin() {
             let config = self.builtin_config(name, kind, spec)?;
-            outs = stages::outputs(kind, &config);
+            outs = self.schemas.outputs(kind, &config);
             config
         } else {
             Json::Null
@@ -411,7 +427,7 @@ impl Ctx<'_> {
             Some(v) => self.json(&path, v)?,
             None => Json::Null,
         };
-        stages::resolve_config(kind, &raw).map_err(|e| {
+        self.schemas.resolve_config(kind, &raw).map_err(|e| {
             let mut full = path.clone();
             full.extend(e.path.iter().cloned());
             let p: Vec<&str> = full.iter().map(String::as_str).collect();

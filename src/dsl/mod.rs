@@ -12,7 +12,5 @@ mod span;
 pub mod template;
 
 pub use error::DslError;
-pub use experiment::{
-    Backend, Dep, ExecutorKind, Experiment, Resources, SlurmSpec, Stage, StageKind, coord_text,
-};
+pub use experiment::{Dep, ExecutorKind, Experiment, Resources, SlurmSpec, Stage, coord_text};
 pub use load::{load, parse, valid_experiment_name};

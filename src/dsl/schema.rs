@@ -3,6 +3,7 @@
 //! These are the raw, unvalidated shapes. `validate` and `expand` turn them into an
 //! [`Experiment`](super::Experiment); nothing else should read them.
 
+use crate::kinds::Backend;
 use indexmap::IndexMap;
 use serde::Deserialize;
 use serde_yaml::Value;
@@ -51,24 +52,6 @@ pub struct ExperimentFile {
 pub enum ExecutorKind {
     Local,
     Slurm,
-}
-
-/// Tensor backend of built-in training stages.
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, serde::Serialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum Backend {
-    #[default]
-    Cpu,
-    Cuda,
-}
-
-impl Backend {
-    pub fn name(self) -> &'static str {
-        match self {
-            Backend::Cpu => "cpu",
-            Backend::Cuda => "cuda",
-        }
-    }
 }
 
 /// `slurm:` block: how stages become `sbatch` jobs.

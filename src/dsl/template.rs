@@ -5,6 +5,9 @@
 //! is not a placeholder name (`awk '{print $1}'`, `{a,b}`) are left alone. A well-formed name that
 //! is not known (`{deps.rwa}`) is an error, since it is almost always a typo.
 
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
 /// The names a command may refer to.
 pub struct Names {
     pub deps: Vec<String>,
@@ -115,6 +118,45 @@ pub fn shell_quote(s: &str) -> String {
     } else {
         format!("'{}'", s.replace('\'', r"'\''"))
     }
+}
+
+/// Fills the command template of `stage` for one attempt.
+pub fn render_command(
+    stage: &super::Stage,
+    workspace: &Path,
+    inputs: &BTreeMap<String, Vec<PathBuf>>,
+    out_dir: &Path,
+    threads: u32,
+) -> String {
+    let cmd = stage.cmd.as_deref().unwrap_or_default();
+    render(cmd, |p| match p.split_once('.') {
+        Some(("deps", n)) => inputs
+            .get(n)
+            .map(|paths| {
+                paths
+                    .iter()
+                    .map(|p| shell_quote(&p.to_string_lossy()))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default(),
+        Some(("outs", n)) => stage
+            .outs
+            .get(n)
+            .map(|rel| shell_quote(&out_dir.join(rel).to_string_lossy()))
+            .unwrap_or_default(),
+        Some(("params", n)) => stage
+            .params
+            .get(n)
+            .map(|v| shell_quote(&super::coord_text(v)))
+            .unwrap_or_default(),
+        _ => match p {
+            "seed" => stage.seed.to_string(),
+            "threads" => threads.to_string(),
+            "workspace" => shell_quote(&workspace.to_string_lossy()),
+            _ => String::new(),
+        },
+    })
 }
 
 #[cfg(test)]

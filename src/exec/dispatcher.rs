@@ -16,15 +16,16 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::{Instant, SystemTime};
 
 use crate::Error;
-use crate::dsl::{Dep, Experiment, StageKind};
+use crate::dsl::template::render_command;
+use crate::dsl::{Dep, Experiment};
+use crate::kinds::StageKind;
 use crate::plan::{self, Plan, PlanOptions, Reason, StageKey, StageState};
-use crate::stages::command::render_command;
 use crate::store::{OutRecord, StageRecord, Store};
 
 use super::executor::{Executor, Launched, TaskEnd, WorkerExit};
 use super::progress::{Progress, Verb};
 use super::resources::Budget;
-use super::task::{
+use crate::task::{
     ResultFile, TASK_FORMAT, TaskFile, TaskStatus, stderr_path, stdout_path, write_json_atomic,
 };
 
@@ -87,7 +88,7 @@ pub fn install_interrupt_handler() {
             Some(tx) => {
                 let _ = tx.send(Event::Interrupt);
             }
-            None => std::process::exit(crate::error::exit::INTERRUPTED),
+            None => std::process::exit(crate::exit::INTERRUPTED),
         }
     });
 }

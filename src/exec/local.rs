@@ -56,7 +56,7 @@ impl Executor for LocalExecutor {
             use std::os::unix::process::CommandExt;
             cmd.process_group(0);
         }
-        super::die_with_parent(&mut cmd);
+        crate::task::die_with_parent(&mut cmd);
         let mut child = cmd
             .spawn()
             .map_err(|e| Error::Internal(format!("cannot start a worker: {e}")))?;

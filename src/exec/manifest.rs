@@ -230,13 +230,13 @@ pub fn write(
                     serde_json::from_slice(&fs::read(path)?).map_err(std::io::Error::other)?;
                 all.insert(stage.clone(), v);
             }
-            super::task::write_json_atomic(
+            crate::task::write_json_atomic(
                 &dir.join("results.json"),
                 &serde_json::json!({"evaluations": all}),
             )?;
         }
     }
-    super::task::write_json_atomic(&dir.join("manifest.json"), manifest)?;
+    crate::task::write_json_atomic(&dir.join("manifest.json"), manifest)?;
     // Replace the `latest` link atomically: a reader never finds it missing.
     let tmp = exp_dir.join(format!(".latest-{}", manifest.run_id));
     let _ = fs::remove_file(&tmp);

@@ -1,6 +1,6 @@
 //! The code identity of built-in stage kinds, fixed when the binary was built (see build.rs).
 
-use crate::dsl::StageKind;
+use crate::kinds::StageKind;
 
 include!(concat!(env!("OUT_DIR"), "/code_identity.rs"));
 

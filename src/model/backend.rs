@@ -11,7 +11,7 @@
 
 use burn::tensor::backend::AutodiffBackend;
 
-use crate::dsl::Backend;
+use crate::kinds::Backend;
 
 /// The CPU training backend.
 pub type CpuBackend = burn::backend::Autodiff<burn::backend::Flex>;

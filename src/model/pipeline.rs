@@ -17,7 +17,7 @@ use super::tokens::TokenEncoder;
 use super::train::{TrainOutcome, TrainSettings, train_classifier};
 use super::{Arch, ModelClass, checkpoint::CHECKPOINT_FORMAT};
 use crate::cohort::Cohort;
-use crate::dsl::Backend;
+use crate::kinds::Backend;
 use crate::rng::Rng;
 
 /// Which encoder of a JEPA checkpoint initializes finetuning.

@@ -70,7 +70,7 @@ pub fn stage_key(
         "config": stage.config,
     });
     // The tensor backend a stage runs on. A shell command runs on none: `null`.
-    let backend = if crate::stages::uses_backend(stage.kind) {
+    let backend = if crate::kinds::uses_backend(stage.kind) {
         Value::String(exp.backend.name().to_string())
     } else {
         Value::Null

@@ -10,9 +10,9 @@ use serde_json::Value;
 use statrs::distribution::{ContinuousCDF, Normal};
 
 use super::ReportError;
+use super::context::RunInfo;
 use super::format as f;
 use super::input::{EvaluationInput, ModelDoc};
-use super::run::RunInfo;
 use super::view::{ModelKey, Palette};
 use crate::dsl::coord_text;
 

@@ -11,7 +11,9 @@
 //! Owns: presentation. Must never compute statistics (it shows what `evaluate` computed), open
 //! the store's index, or write anywhere but the report file and its context beside a run.
 
+pub mod build;
 pub mod compare;
+pub mod context;
 pub mod figures;
 pub mod format;
 pub mod input;
@@ -76,7 +78,7 @@ pub fn render_report(
     inputs: &ReportInputs,
     templates: &Templates,
 ) -> Result<(ReportView, String), ReportError> {
-    let v = view::build(inputs);
+    let v = build::build(inputs);
     let html = render::report(&v, templates)?;
     Ok((v, html))
 }

@@ -7,84 +7,22 @@
 //! identity of each stage kind) is saved beside the manifest as `report-context.json`, so a
 //! re-render never needs the experiment file, which may have changed since.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::ReportError;
-use super::format as f;
+use super::context::{
+    CONTEXT_FILE, CONTEXT_FORMAT, ComputeUse, CurveSource, RunContext, RunInfo, StageContext,
+};
 use super::input::{CurveInput, EvaluationInput, ReportConfig, ResultsDoc, split_results};
 use super::render::Templates;
-use super::view::{self, KeyValue, ProvenanceView, ReportInputs, ReproduceView, StageRow};
-use crate::dsl::{Dep, Experiment, StageKind};
+use super::view::ReportInputs;
+use crate::dsl::{Dep, Experiment};
 use crate::exec::manifest::RunManifest;
 use crate::exec::{RunOutcome, StageOutcome};
-
-pub const CONTEXT_FILE: &str = "report-context.json";
-pub const CONTEXT_FORMAT: u32 = 1;
-
-/// A stored training curve: the object holding it and its path inside.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CurveSource {
-    pub name: String,
-    pub stage: String,
-    pub object: String,
-    pub path: String,
-    #[serde(default)]
-    pub collapsed: Option<bool>,
-    #[serde(default)]
-    pub collapse_std: Option<f64>,
-}
-
-/// One stage as declared: what the comparison report diffs between runs.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct StageContext {
-    pub base: String,
-    pub kind: String,
-    pub params: Value,
-    pub config: Value,
-    pub seed: u64,
-    /// Sweep/replicate coordinates in declared order.
-    pub coords: Vec<(String, Value)>,
-}
-
-/// Where and how a stage computed: from its record.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ComputeUse {
-    pub stage: String,
-    pub backend: Option<String>,
-    pub device: Option<String>,
-    pub devices: Vec<String>,
-    pub threads: u32,
-    pub host: String,
-}
-
-/// `report-context.json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RunContext {
-    pub format: u32,
-    pub description: Option<String>,
-    pub seed: u64,
-    pub backend: String,
-    pub paper: Value,
-    pub report: ReportConfig,
-    pub curves: Vec<CurveSource>,
-    pub stages: BTreeMap<String, StageContext>,
-    /// Stage kind → code identity of the binary that made the run.
-    pub code_identity: BTreeMap<String, String>,
-    pub compute: Vec<ComputeUse>,
-}
-
-/// A recorded run, as the report reads it.
-#[derive(Debug, Clone)]
-pub struct RunInfo {
-    pub dir: PathBuf,
-    pub manifest: RunManifest,
-    pub context: Option<RunContext>,
-}
+use crate::kinds::StageKind;
 
 fn record(o: &StageOutcome) -> Option<&crate::store::StageRecord> {
     match o {
@@ -301,7 +239,7 @@ pub fn render_run(
     run_dir: &Path,
     store_root: &Path,
     templates: &Templates,
-) -> Result<(view::ReportView, String), ReportError> {
+) -> Result<(super::view::ReportView, String), ReportError> {
     let run = read_run(run_dir)?;
     let evaluations = evaluations(&run)?;
     let mut curves = Vec::new();
@@ -335,7 +273,7 @@ pub fn render_run(
         paper: ctx.as_ref().map_or(Value::Null, |c| c.paper.clone()),
         run: Some(run),
     };
-    let mut v = view::build(&inputs);
+    let mut v = super::build::build(&inputs);
     if !missing.is_empty() {
         v.warnings.push(format!(
             "training curves of {} are not in the store (collected by `gc`?): not shown",
@@ -349,224 +287,6 @@ pub fn render_run(
     }
     let html = super::render::report(&v, templates)?;
     Ok((v, html))
-}
-
-fn kv(k: &str, v: impl Into<String>) -> KeyValue {
-    KeyValue {
-        key: k.to_string(),
-        value: v.into(),
-    }
-}
-
-/// The provenance section: git, binary, code identity, compute, seeds, machine, every stage.
-pub fn provenance_view(run: &RunInfo, first: Option<&EvaluationInput>) -> ProvenanceView {
-    let m = &run.manifest;
-    let p = &m.provenance;
-    let mut git = Vec::new();
-    let mut dirty = false;
-    match &p.git {
-        Some(g) => {
-            git.push(kv(
-                "commit",
-                g.commit
-                    .clone()
-                    .unwrap_or_else(|| "none (no commit yet)".into()),
-            ));
-            git.push(kv(
-                "branch",
-                g.branch.clone().unwrap_or_else(|| "detached".into()),
-            ));
-            dirty = g.dirty;
-            git.push(kv(
-                "working tree",
-                if g.dirty {
-                    format!(
-                        "dirty: {} changed path(s): {}{}",
-                        g.changed.len(),
-                        g.changed
-                            .iter()
-                            .take(10)
-                            .cloned()
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                        if g.changed.len() > 10 { ", …" } else { "" }
-                    )
-                } else {
-                    "clean".to_string()
-                },
-            ));
-            if let Some(d) = &g.diff_digest {
-                git.push(kv(
-                    "diff digest (SHA-256 of the patch against HEAD)",
-                    d.clone(),
-                ));
-            }
-        }
-        None => git.push(kv("repository", "not a git repository")),
-    }
-    let binary = vec![
-        kv("orchestrate version", p.orchestrate_version.clone()),
-        kv(
-            "binary identity (digest of its sources)",
-            p.binary_identity.clone(),
-        ),
-    ];
-    let ctx = run.context.as_ref();
-    let kinds_used: std::collections::BTreeSet<&str> =
-        m.stages.iter().map(|s| s.kind.as_str()).collect();
-    let code_identity = ctx
-        .map(|c| {
-            c.code_identity
-                .iter()
-                .filter(|(k, _)| kinds_used.contains(k.as_str()))
-                .map(|(k, v)| kv(k, v.clone()))
-                .collect()
-        })
-        .unwrap_or_default();
-    let mut compute = Vec::new();
-    if let Some(c) = ctx {
-        compute.push(kv("backend (experiment)", c.backend.clone()));
-        for u in &c.compute {
-            compute.push(kv(
-                &u.stage,
-                format!(
-                    "{}{}{}; {} thread(s)",
-                    u.backend.clone().unwrap_or_else(|| "—".into()),
-                    u.device
-                        .as_ref()
-                        .map_or(String::new(), |d| format!(" on {d}")),
-                    if u.devices.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" (CUDA_VISIBLE_DEVICES={})", u.devices.join(","))
-                    },
-                    u.threads
-                ),
-            ));
-        }
-    }
-    let mut seeds = Vec::new();
-    if let Some(c) = ctx {
-        seeds.push(kv("experiment seed", c.seed.to_string()));
-    }
-    let stage_seeds: std::collections::BTreeSet<u64> = m.stages.iter().map(|s| s.seed).collect();
-    seeds.push(kv(
-        "stage seeds",
-        stage_seeds
-            .iter()
-            .map(u64::to_string)
-            .collect::<Vec<_>>()
-            .join(", "),
-    ));
-    if let Some(e) = first {
-        let b = &e.results.methods.bootstrap;
-        seeds.push(kv(
-            "bootstrap seed",
-            b.seed.map_or("—".to_string(), |s| s.to_string()),
-        ));
-    }
-    let hosts: std::collections::BTreeSet<&str> = ctx
-        .map(|c| c.compute.iter().map(|u| u.host.as_str()).collect())
-        .unwrap_or_default();
-    let mut machine = vec![
-        kv("dispatcher host", p.host.clone()),
-        kv("operating system", format!("{} {}", p.os, p.arch)),
-        kv("CPUs", p.cpus.to_string()),
-        kv("command line", p.argv.join(" ")),
-    ];
-    let others: Vec<&str> = hosts.into_iter().filter(|h| *h != p.host).collect();
-    if !others.is_empty() {
-        machine.push(kv("worker hosts", others.join(", ")));
-    }
-    let stages = m
-        .stages
-        .iter()
-        .map(|s| StageRow {
-            name: s.name.clone(),
-            kind: s.kind.clone(),
-            status: s.status.clone(),
-            seed: s.seed,
-            key: s.key.clone().unwrap_or_else(|| "—".into()),
-            object: s.object.clone().unwrap_or_else(|| "—".into()),
-            outs: s.outs.iter().map(|(k, v)| kv(k, v.clone())).collect(),
-            duration: s.duration_ms.map_or("—".to_string(), f::duration_ms),
-            attempts: s.attempts.map_or("—".to_string(), |a| a.to_string()),
-            reasons: if s.status == "fresh" {
-                "reused from the store".to_string()
-            } else if let Some(e) = &s.error {
-                e.clone()
-            } else {
-                s.reasons.join("; ")
-            },
-        })
-        .collect();
-    ProvenanceView {
-        run_id: m.run_id.clone(),
-        experiment_file: m.file.clone(),
-        status: m.status.clone(),
-        started_at: m.started_at.clone(),
-        finished_at: m.finished_at.clone(),
-        duration: f::duration_ms(m.duration_ms),
-        git,
-        dirty,
-        binary,
-        code_identity,
-        compute,
-        seeds,
-        machine,
-        stages,
-    }
-}
-
-/// "How to reproduce this": the exact commands.
-pub fn reproduce_view(run: &RunInfo) -> ReproduceView {
-    let m = &run.manifest;
-    let mut steps = Vec::new();
-    let mut caveats = Vec::new();
-    if let Some(g) = &m.provenance.git {
-        if let Some(c) = &g.commit {
-            steps.push(kv(
-                "check out the code of this run",
-                format!("git checkout {c}"),
-            ));
-        }
-        if g.dirty {
-            caveats.push(format!(
-                "the run was made from a working tree with uncommitted changes{}: the commit alone may not reproduce it",
-                g.diff_digest
-                    .as_ref()
-                    .map_or(String::new(), |d| format!(" (diff digest {})", &d[..d.len().min(16)]))
-            ));
-        }
-    }
-    steps.push(kv(
-        "recompute everything from scratch in an isolated store and compare",
-        format!("orchestrate reproduce {}", m.file),
-    ));
-    steps.push(kv(
-        "or re-run only what is stale in the shared store",
-        format!("orchestrate run {}", m.file),
-    ));
-    steps.push(kv(
-        "re-render this report (nothing is recomputed)",
-        format!("orchestrate report {}/{}", m.experiment, m.run_id),
-    ));
-    if m.status != "ok" {
-        caveats.push(format!(
-            "this run finished with status `{}`: some stages did not complete",
-            m.status
-        ));
-    }
-    let verification = run
-        .dir
-        .join("verification.html")
-        .is_file()
-        .then(|| "verification.html".to_string());
-    ReproduceView {
-        steps,
-        caveats,
-        verification,
-    }
 }
 
 /// Finds a run folder from `RUN`: a path to a run folder, `EXPERIMENT/RUN_ID`, or an experiment

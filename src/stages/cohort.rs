@@ -43,7 +43,7 @@ use serde_json::{Value, json};
 use super::config::{ConfigError, from_task, typed};
 use crate::cohort::{COHORT_FORMAT, Cohort, Modality};
 use crate::csv;
-use crate::exec::task::TaskFile;
+use crate::task::TaskFile;
 
 /// The split names a cohort stage may declare (the `synth` stage's outputs).
 pub const SPLIT_NAMES: [&str; 5] = super::synth::SPLITS;
@@ -1423,7 +1423,7 @@ pub fn write_lab_layout(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dsl::StageKind;
+    use crate::kinds::StageKind;
     use crate::synth::{SynthConfig, generate};
 
     fn study() -> Vec<Cohort> {
@@ -1463,7 +1463,7 @@ mod tests {
             inputs.insert(dep.to_string(), vec![p]);
         }
         TaskFile {
-            format: crate::exec::task::TASK_FORMAT,
+            format: crate::task::TASK_FORMAT,
             stage: "cohort".into(),
             kind: StageKind::Cohort,
             workspace: dir.to_path_buf(),

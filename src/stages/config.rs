@@ -6,12 +6,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-/// A config that does not fit its kind's schema, with the path of the offending key inside it.
-#[derive(Debug, Clone)]
-pub struct ConfigError {
-    pub path: Vec<String>,
-    pub message: String,
-}
+pub use crate::kinds::ConfigError;
 
 /// Parses `raw` (`null` means all defaults) as `T`; returns it and its canonical JSON.
 pub fn typed<T: DeserializeOwned + Serialize>(raw: &Value) -> Result<(T, Value), ConfigError> {

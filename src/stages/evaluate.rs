@@ -21,10 +21,10 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::DepSpec;
 use super::config::{ConfigError, from_task, typed};
-use crate::exec::task::TaskFile;
+use crate::kinds::DepSpec;
 use crate::stats::{self, BootstrapConfig, Direction, IntervalMethod};
+use crate::task::TaskFile;
 
 /// Every dep but `truth` is a `scores.csv` (or a gathered list of them): name them as you like,
 /// e.g. `{jepa: "stage:predict_jepa[*]/scores", imaging: "stage:predict_imaging[*]/scores"}`.

@@ -19,22 +19,23 @@ use serde_json::Value;
 
 pub use config::ConfigError;
 
-use crate::dsl::StageKind;
-use crate::exec::task::TaskFile;
+use crate::kinds::{DepSpec, KindSchemas, StageKind};
+use crate::task::TaskFile;
 
-/// The dependencies a built-in kind reads, by name. `"*"` among the optional names accepts any
-/// other name too (e.g. `evaluate` reads every dep but `truth` as a scores file).
-#[derive(Debug, Clone, Copy)]
-pub struct DepSpec {
-    pub required: &'static [&'static str],
-    pub optional: &'static [&'static str],
-}
+/// The built-in kinds' config schemas, for the experiment loader (`crate::dsl::load`).
+pub struct Builtin;
 
-impl DepSpec {
-    pub fn accepts(&self, name: &str) -> bool {
-        self.required.contains(&name)
-            || self.optional.contains(&name)
-            || self.optional.contains(&"*")
+impl KindSchemas for Builtin {
+    fn resolve_config(&self, kind: StageKind, raw: &Value) -> Result<Value, ConfigError> {
+        resolve_config(kind, raw)
+    }
+
+    fn outputs(&self, kind: StageKind, config: &Value) -> BTreeMap<String, String> {
+        outputs(kind, config)
+    }
+
+    fn dep_spec(&self, kind: StageKind) -> Option<DepSpec> {
+        dep_spec(kind)
     }
 }
 
@@ -78,18 +79,6 @@ pub fn dep_spec(kind: StageKind) -> Option<DepSpec> {
         StageKind::Train => Some(train::DEPS),
         StageKind::Predict => Some(predict::DEPS),
         StageKind::Report => Some(report::DEPS),
-    }
-}
-
-/// Whether the kind's results depend on the tensor backend (so it is part of the key).
-pub fn uses_backend(kind: StageKind) -> bool {
-    match kind {
-        StageKind::Command
-        | StageKind::Synth
-        | StageKind::Cohort
-        | StageKind::Evaluate
-        | StageKind::Report => false,
-        StageKind::Pretrain | StageKind::Train | StageKind::Predict => true,
     }
 }
 

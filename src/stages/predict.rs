@@ -11,11 +11,11 @@ use std::io::Write;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::DepSpec;
 use super::config::{ConfigError, from_task, typed};
 use super::pretrain::{one_input, read_cohort};
-use crate::exec::task::TaskFile;
+use crate::kinds::DepSpec;
 use crate::model::pipeline;
+use crate::task::TaskFile;
 
 pub const DEPS: DepSpec = DepSpec {
     required: &["model"],

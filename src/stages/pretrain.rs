@@ -17,14 +17,14 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::DepSpec;
 use super::config::{ConfigError, from_task, typed};
 use crate::cohort::Cohort;
-use crate::exec::task::TaskFile;
+use crate::kinds::DepSpec;
 use crate::model::jepa::JepaSettings;
 use crate::model::pipeline;
 use crate::model::train::TrainSettings;
 use crate::model::{Arch, ModelClass, OptimSettings, PredictorArch, TokenizerKind};
+use crate::task::TaskFile;
 
 pub const DEPS: DepSpec = DepSpec {
     required: &["data"],

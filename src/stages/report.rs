@@ -14,13 +14,13 @@ use std::io::Write;
 
 use serde_json::{Value, json};
 
-use super::DepSpec;
 use super::config::{ConfigError, from_task, typed};
-use crate::exec::task::TaskFile;
+use crate::kinds::DepSpec;
 use crate::report::input::{
     CurveInput, EvaluationInput, ReportConfig, ResultsDoc, SECTIONS, split_results,
 };
 use crate::report::{ReportInputs, Templates, render_report};
+use crate::task::TaskFile;
 
 pub const DEPS: DepSpec = DepSpec {
     required: &["results"],

@@ -10,10 +10,10 @@ use std::io::Write;
 
 use serde_json::{Value, json};
 
-use super::DepSpec;
 use super::config::{ConfigError, from_task, typed};
-use crate::exec::task::TaskFile;
+use crate::kinds::DepSpec;
 pub use crate::synth::SynthConfig;
+use crate::task::TaskFile;
 
 /// A synth stage reads nothing.
 pub const DEPS: DepSpec = DepSpec {
@@ -117,12 +117,12 @@ pub fn run(task: &TaskFile, log: &mut dyn Write) -> Result<Value, String> {
 mod tests {
     use super::*;
     use crate::cohort::Cohort;
-    use crate::dsl::StageKind;
+    use crate::kinds::StageKind;
     use std::collections::BTreeMap;
 
     fn task(dir: &std::path::Path, config: Value) -> TaskFile {
         TaskFile {
-            format: crate::exec::task::TASK_FORMAT,
+            format: crate::task::TASK_FORMAT,
             stage: "synth".into(),
             kind: StageKind::Synth,
             workspace: dir.to_path_buf(),

@@ -12,13 +12,13 @@ use std::io::Write;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::DepSpec;
 use super::config::{ConfigError, from_task, typed};
 use super::pretrain::{LrSchedule, check_common, logger, one_input, read_cohort, write_json};
-use crate::exec::task::TaskFile;
+use crate::kinds::DepSpec;
 use crate::model::pipeline::{self, Init, InitFrom};
 use crate::model::train::TrainSettings;
 use crate::model::{Arch, ModelClass, OptimSettings, TokenizerKind};
+use crate::task::TaskFile;
 
 pub const DEPS: DepSpec = DepSpec {
     required: &["data"],

@@ -142,8 +142,8 @@ pub fn compare(expected: &Lock, actual: &Lock, reference: &str) -> Verification 
         let kind = actual
             .stage(name)
             .or_else(|| expected.stage(name))
-            .and_then(|s| crate::dsl::StageKind::parse(&s.kind));
-        if kind.is_some_and(crate::stages::uses_backend)
+            .and_then(|s| crate::kinds::StageKind::parse(&s.kind));
+        if kind.is_some_and(crate::kinds::uses_backend)
             || upstream(name)
                 .iter()
                 .any(|u| on_backend.contains(u.as_str()))

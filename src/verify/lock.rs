@@ -266,7 +266,7 @@ impl Lock {
                 }
             }
             if !code_identity.contains_key(&s.kind)
-                && let Some(kind) = crate::dsl::StageKind::parse(&s.kind)
+                && let Some(kind) = crate::kinds::StageKind::parse(&s.kind)
             {
                 code_identity.insert(
                     s.kind.clone(),

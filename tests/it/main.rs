@@ -7,6 +7,7 @@ mod data_stages;
 mod evaluate;
 mod faults;
 mod hostile;
+mod layers;
 mod malformed;
 mod models;
 mod report;

@@ -6,10 +6,10 @@ use std::fs::{self, File};
 use std::path::Path;
 use std::time::Instant;
 
-use crate::dsl::StageKind;
 use crate::fingerprint::{self, NoCache};
+use crate::kinds::StageKind;
 
-use super::task::{ResultFile, TaskFile, TaskStatus, stderr_path, stdout_path, write_json_atomic};
+use crate::task::{ResultFile, TaskFile, TaskStatus, stderr_path, stdout_path, write_json_atomic};
 
 /// Runs the task at `task_path`; returns the process exit code (0 ok, 3 the stage failed,
 /// 1 the task file itself could not be read or the result not written).
@@ -24,7 +24,7 @@ pub fn run(task_path: &Path) -> i32 {
                 "error: cannot read task file `{}`: {e}",
                 task_path.display()
             );
-            return crate::error::exit::INTERNAL;
+            return crate::exit::INTERNAL;
         }
     };
     let result = execute(&task);
@@ -33,11 +33,11 @@ pub fn run(task_path: &Path) -> i32 {
             "error: cannot write `{}`: {e}",
             task.result_path().display()
         );
-        return crate::error::exit::INTERNAL;
+        return crate::exit::INTERNAL;
     }
     match result.status {
-        TaskStatus::Ok => crate::error::exit::OK,
-        TaskStatus::Failed => crate::error::exit::STAGE_FAILED,
+        TaskStatus::Ok => crate::exit::OK,
+        TaskStatus::Failed => crate::exit::STAGE_FAILED,
     }
 }
 

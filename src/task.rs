@@ -1,5 +1,7 @@
-//! The two files that cross the dispatcher/worker boundary. A worker (a local process or a Slurm
-//! job on another node) reads a task file and writes a result file; it never opens the index.
+//! The dispatcher/worker boundary: the two files that cross it, and the rule for the processes
+//! on its far side. A worker (a local process or a Slurm job on another node) reads a task file
+//! and writes a result file; it never opens the index. Below both the dispatcher (`crate::exec`)
+//! and the stage code (`crate::stages`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -7,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::dsl::{Backend, StageKind};
+use crate::kinds::{Backend, StageKind};
 
 pub const TASK_FORMAT: u32 = 1;
 
@@ -91,4 +93,17 @@ pub fn write_json_atomic(path: &Path, value: &impl Serialize) -> std::io::Result
     let bytes = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path)
+}
+
+/// Makes a child die when its parent dies (Linux `PR_SET_PDEATHSIG`), so that a killed
+/// dispatcher or worker leaves no orphan writing into a scratch folder.
+pub fn die_with_parent(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
 }

@@ -1,27 +1,11 @@
-//! The top-level error and the exit codes the CLI documents.
+//! The error every command returns, and the exit code (`crate::exit`) each maps to.
 //!
 //! Every module has its own `thiserror` enum; this one wraps them and knows which exit code each
 //! maps to. Nothing here formats for the terminal: `cli` prints `error: …` and `caused by: …`.
 
 use std::path::PathBuf;
 
-/// Exit codes, documented in the README. Scripts rely on them.
-pub mod exit {
-    /// Everything went as asked.
-    pub const OK: i32 = 0;
-    /// A bug or an environment failure (I/O error on the store, a panic).
-    pub const INTERNAL: i32 = 1;
-    /// The experiment or the command line is wrong; nothing was written.
-    pub const USAGE: i32 = 2;
-    /// At least one stage failed; what succeeded is committed.
-    pub const STAGE_FAILED: i32 = 3;
-    /// Another `orchestrate` holds the store and `--no-wait` was given.
-    pub const STORE_BUSY: i32 = 4;
-    /// `reproduce`: the recomputation differs from its reference beyond the tolerance policy.
-    pub const NOT_REPRODUCED: i32 = 5;
-    /// Interrupted by Ctrl-C (128 + SIGINT); running stages were killed, nothing partial committed.
-    pub const INTERRUPTED: i32 = 130;
-}
+use crate::exit;
 
 /// Any failure that reaches the command line.
 #[derive(Debug, thiserror::Error)]
@@ -58,7 +42,7 @@ pub enum Error {
     #[error("{0}")]
     Internal(String),
     #[error(transparent)]
-    Stats(#[from] crate::cli::stats_cmd::StatsCmdError),
+    Stats(#[from] super::stats_cmd::StatsCmdError),
 }
 
 impl Error {
