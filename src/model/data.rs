@@ -1,6 +1,6 @@
 //! Turning cohorts into batches: feature normalization, seeded shuffles and stratified splits,
 //! and the host-side batch layout the modules read. Every draw comes from the crate's
-//! [`Rng`](crate::rng::Rng), never from a global state shared with other code.
+//! [`Rng`], never from a global state shared with other code.
 
 use serde::{Deserialize, Serialize};
 

@@ -3,7 +3,7 @@
 //! numbers beside ours, and the run's provenance.
 //!
 //! Flow: typed inputs ([`input`]) → a serializable view model ([`view`], with figures drawn by
-//! [`figures`] on the small SVG kit [`svg`], numbers formatted by [`format`]) → minijinja
+//! [`figures`] on the small SVG kit [`svg`], numbers formatted by [`format`](mod@format)) → minijinja
 //! templates ([`render`]). The `report` stage, the run-level report written by `orchestrate run`
 //! ([`run`]) and `orchestrate report` share this one path; `orchestrate compare` builds its own
 //! view ([`compare`]) and renders it the same way.

@@ -1,5 +1,5 @@
 //! The Bayes ceiling of a labeled synthetic cohort: the AUC of its true logit against the
-//! recorded labels (Mann–Whitney, ties ½, through [`crate::stats::auc`]).
+//! recorded labels (Mann–Whitney, ties ½, through [`mod@crate::stats::auc`]).
 
 use crate::cohort::Cohort;
 use crate::stats::{Direction, auc};

@@ -10,7 +10,7 @@
 //! - [`config`]: the knobs and their ranges.
 //! - [`latent`]: the latent causes and the label model.
 //! - [`world`]: the fixed parameters drawn from the seed (loadings, weights, shifts, leak).
-//! - [`generate`]: patients and the five splits.
+//! - [`generate`](mod@generate): patients and the five splits.
 //! - [`bayes`]: the Bayes ceiling of a test cohort.
 
 pub mod bayes;
