@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use clap::{Args, FromArgMatches};
+use clap::Args;
 use serde_json::Value;
 
 use super::{Context, open_store, print_json};
@@ -62,10 +62,11 @@ pub fn lock(ctx: &Context, args: &LockArgs) -> Result<i32, Error> {
             }
             Some(why) => {
                 eprintln!("{:>12} `{}` first: {why}", "Run", exp.name);
-                run_experiment(ctx, &file, args.no_wait)?;
-                latest_run_dir(ctx, &exp.name).ok_or_else(|| {
-                    Error::Internal(format!("the run of `{}` left no record", exp.name))
-                })?
+                let mut run_args = super::run::RunArgs::defaults(file.clone());
+                run_args.no_wait = args.no_wait;
+                let record = super::run::run_experiment(ctx, exp.clone(), &run_args)?;
+                super::run::finish(ctx, &record)?;
+                record.dir
             }
         },
     };
@@ -134,21 +135,6 @@ fn stale_reason(ctx: &Context, exp: &Experiment, no_wait: bool) -> Result<Option
         )));
     }
     Ok(None)
-}
-
-/// Runs the experiment with the shared store and `run`'s default options.
-fn run_experiment(ctx: &Context, file: &Path, no_wait: bool) -> Result<i32, Error> {
-    let mut argv = vec!["run".into(), file.as_os_str().to_owned()];
-    if no_wait {
-        argv.push("--no-wait".into());
-    }
-    let cmd = super::run::RunArgs::augment_args(clap::Command::new("run"));
-    let matches = cmd
-        .try_get_matches_from(argv)
-        .map_err(|e| Error::Internal(format!("run options: {e}")))?;
-    let args = super::run::RunArgs::from_arg_matches(&matches)
-        .map_err(|e| Error::Internal(format!("run options: {e}")))?;
-    super::run::run(ctx, &args)
 }
 
 /// The folder of the newest run of `experiment` (through its `latest` link).

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use super::lock::{describe_run, latest_run_dir, read_manifest};
-use super::run::{RunArgs, run};
+use super::run::RunArgs;
 use super::{Context, print_json};
 use crate::cli::error::Error;
 use crate::dsl;
@@ -176,11 +176,25 @@ pub fn reproduce(ctx: &Context, args: &ReproduceArgs) -> Result<i32, Error> {
             runs: ctx.runs.clone(),
         }
     };
-    let mut run_args = args.run.clone();
-    run_args.experiment = file.clone();
-    // `--json` prints the verification, not the run manifest.
-    run_args.json = args.run.json && reference.is_none();
-    let failed = match run(&run_ctx, &run_args) {
+    // The experiment that runs is the one validated above; a bundle's copy is read back from
+    // where it was written, so that the run records that file.
+    let exp = match &bundled {
+        Some(_) => {
+            let mut e = dsl::load(
+                &ctx.experiment_path(&file),
+                &ctx.workspace,
+                &crate::stages::Builtin,
+            )?;
+            e.backend = exp.backend;
+            e
+        }
+        None => exp,
+    };
+    let record = super::run::run_experiment(&run_ctx, exp.clone(), &args.run)?;
+    if args.run.json && reference.is_none() {
+        print_json(&record.manifest)?;
+    }
+    let failed = match super::run::finish(&run_ctx, &record) {
         Ok(_) => None,
         Err(e @ Error::StagesFailed { .. }) => Some(e),
         Err(e) => return Err(e),
@@ -188,12 +202,7 @@ pub fn reproduce(ctx: &Context, args: &ReproduceArgs) -> Result<i32, Error> {
     let Some(reference) = reference else {
         return failed.map_or(Ok(exit::OK), Err);
     };
-    let run_dir = latest_run_dir(&run_ctx, &exp.name).ok_or_else(|| {
-        Error::Internal(format!(
-            "the recomputation of `{}` left no record",
-            exp.name
-        ))
-    })?;
+    let run_dir = record.dir;
     let actual = describe_run(&run_ctx, &run_dir, &exp, None, args.run.no_wait)?;
     let mut v = verify::compare(&reference.lock, &actual, &reference.label);
     if let Some(source) = policy_source {

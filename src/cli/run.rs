@@ -1,5 +1,5 @@
-//! `orchestrate run` and `orchestrate plan` (`reproduce`, which runs through [`run`], lives in
-//! `reproduce.rs`).
+//! `orchestrate run` and `orchestrate plan`, and [`run_experiment`], the one way a run is made:
+//! `run`, `lock` and `reproduce` compose it and get the run's record back.
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -63,7 +63,7 @@ pub struct RunArgs {
     pub json: bool,
 }
 
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub struct CheckArgs {
     /// Re-hash every input file, ignoring the stat cache
     #[arg(long)]
@@ -114,9 +114,107 @@ fn load(ctx: &Context, file: &Path) -> Result<Experiment, Error> {
     )?)
 }
 
+impl RunArgs {
+    /// `orchestrate run EXPERIMENT` with every option at its default.
+    pub fn defaults(experiment: PathBuf) -> RunArgs {
+        RunArgs {
+            experiment,
+            jobs: None,
+            gpus: None,
+            executor: None,
+            backend: None,
+            max_jobs: 100,
+            keep_going: false,
+            force: Vec::new(),
+            force_all: false,
+            check: CheckArgs::default(),
+            require_clean: false,
+            no_wait: false,
+            verbose: false,
+            quiet: false,
+            json: false,
+        }
+    }
+}
+
+/// What one run left: its folder under `runs/` and its manifest. Failed stages and an
+/// interruption are recorded in it (`manifest.status`), not returned as errors.
+#[derive(Debug)]
+pub struct RunRecord {
+    pub dir: PathBuf,
+    pub manifest: manifest::RunManifest,
+    pub interrupted: bool,
+}
+
 pub fn run(ctx: &Context, args: &RunArgs) -> Result<i32, Error> {
+    let exp = load(ctx, &args.experiment)?;
+    let record = run_experiment(ctx, exp, args)?;
+    if args.json {
+        print_json(&record.manifest)?;
+    }
+    finish(ctx, &record)
+}
+
+/// The closing line of a run, and its outcome as the CLI reports it: `Ok(0)`, or the error
+/// for failed stages or an interruption.
+pub fn finish(ctx: &Context, record: &RunRecord) -> Result<i32, Error> {
+    let m = &record.manifest;
+    let counts = m.counts();
+    let summary: Vec<String> = ["ran", "fresh", "failed", "skipped", "not_run"]
+        .iter()
+        .filter_map(|k| {
+            counts
+                .get(*k)
+                .map(|n| format!("{n} {}", k.replace('_', " ")))
+        })
+        .collect();
+    let dir = &record.dir;
+    let rel = dir
+        .strip_prefix(&ctx.workspace)
+        .unwrap_or(dir)
+        .display()
+        .to_string();
+    if record.interrupted {
+        eprintln!(
+            "{:>12} `{}`: {} (record in {rel})",
+            "Interrupted",
+            m.experiment,
+            summary.join(", ")
+        );
+        return Err(Error::Interrupted);
+    }
+    let secs = m.duration_ms as f64 / 1000.0;
+    if m.status == "ok" {
+        eprintln!(
+            "{:>12} `{}` in {secs:.2}s: {} (record in {rel})",
+            "Finished",
+            m.experiment,
+            summary.join(", ")
+        );
+        Ok(exit::OK)
+    } else {
+        eprintln!(
+            "{:>12} `{}` in {secs:.2}s: {} (logs in {rel}/logs)",
+            "Failed",
+            m.experiment,
+            summary.join(", ")
+        );
+        Err(Error::StagesFailed {
+            failed: counts.get("failed").copied().unwrap_or(0),
+            total: m.stages.len(),
+        })
+    }
+}
+
+/// Runs every stale stage of `exp` on `ctx`'s store with `args`'s options (its `experiment`
+/// and `json` are not read) and records the run under `ctx.runs`. Errors are what prevents a
+/// run (usage, the store, the environment); what the stages did is in the record.
+pub fn run_experiment(
+    ctx: &Context,
+    mut exp: Experiment,
+    args: &RunArgs,
+) -> Result<RunRecord, Error> {
     let started = SystemTime::now();
-    let mut exp = load(ctx, &args.experiment)?;
     if let Some(b) = args.backend {
         exp.backend = b;
     }
@@ -231,53 +329,11 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<i32, Error> {
     if let Err(e) = crate::report::run::write_run_report(&exp, &outcome, &dir, &ctx.store) {
         eprintln!("{:>12} no report.html: {e}", "Warning");
     }
-    let counts = m.counts();
-    let summary: Vec<String> = ["ran", "fresh", "failed", "skipped", "not_run"]
-        .iter()
-        .filter_map(|k| {
-            counts
-                .get(*k)
-                .map(|n| format!("{n} {}", k.replace('_', " ")))
-        })
-        .collect();
-    let rel = dir
-        .strip_prefix(&ctx.workspace)
-        .unwrap_or(&dir)
-        .display()
-        .to_string();
-    if args.json {
-        print_json(&m)?;
-    }
-    if outcome.interrupted {
-        eprintln!(
-            "{:>12} `{}`: {} (record in {rel})",
-            "Interrupted",
-            exp.name,
-            summary.join(", ")
-        );
-        return Err(Error::Interrupted);
-    }
-    let secs = m.duration_ms as f64 / 1000.0;
-    if m.status == "ok" {
-        eprintln!(
-            "{:>12} `{}` in {secs:.2}s: {} (record in {rel})",
-            "Finished",
-            exp.name,
-            summary.join(", ")
-        );
-        Ok(exit::OK)
-    } else {
-        eprintln!(
-            "{:>12} `{}` in {secs:.2}s: {} (logs in {rel}/logs)",
-            "Failed",
-            exp.name,
-            summary.join(", ")
-        );
-        Err(Error::StagesFailed {
-            failed: counts.get("failed").copied().unwrap_or(0),
-            total: exp.stages.len(),
-        })
-    }
+    Ok(RunRecord {
+        dir,
+        manifest: m,
+        interrupted: outcome.interrupted,
+    })
 }
 
 pub fn plan(ctx: &Context, args: &PlanArgs) -> Result<i32, Error> {
