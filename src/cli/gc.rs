@@ -1,10 +1,14 @@
 //! `orchestrate gc`: delete objects (and their records) that no kept run references.
 //!
 //! A run is kept while its folder `runs/<experiment>/<run-id>/` exists: delete run folders you no
-//! longer need, then collect. Only the runs of this workspace are seen: a store shared between
-//! workspaces should be collected from a workspace that holds every run worth keeping.
+//! longer need, then collect. Every recorded run is also a root in the store itself
+//! (`crate::store::Root`), so `gc` from one workspace keeps what the runs of every other
+//! workspace sharing the store reference. A root whose folder is gone is forgotten by its own
+//! workspace; another workspace keeps it (the folder may be on a machine it cannot see) until
+//! `--prune-missing`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 
 use clap::Args;
 use serde_json::json;
@@ -20,6 +24,10 @@ pub struct GcArgs {
     /// Only say what would be deleted
     #[arg(long)]
     pub dry_run: bool,
+    /// Also forget the roots of other workspaces whose run folders are not visible from here
+    /// (deleted, or on another machine): their objects are then collected
+    #[arg(long)]
+    pub prune_missing: bool,
     /// Fail with exit code 4 instead of waiting when another orchestrate holds the store
     #[arg(long)]
     pub no_wait: bool,
@@ -28,12 +36,51 @@ pub struct GcArgs {
     pub json: bool,
 }
 
+/// What `gc` keeps for one workspace.
+#[derive(Debug, Default, serde::Serialize)]
+struct Kept {
+    runs: usize,
+    /// Roots whose run folder is not visible here, kept (without `--prune-missing`).
+    not_visible: usize,
+    newest: Option<String>,
+}
+
 pub fn gc(ctx: &Context, args: &GcArgs) -> Result<i32, Error> {
     let store = open_store(ctx, args.no_wait)?;
-    let kept: BTreeSet<String> = manifest::list_runs(&ctx.runs)
+    // This workspace's run folders (also runs recorded before the store kept roots) …
+    let mut kept: BTreeSet<String> = manifest::list_runs(&ctx.runs)
         .iter()
         .flat_map(|m| m.stages.iter().filter_map(|s| s.object.clone()))
         .collect();
+    // … and the runs of every workspace that shares the store.
+    let (roots, unreadable) = store.roots()?;
+    if let Some(first) = unreadable.first() {
+        return Err(Error::Usage(format!(
+            "{} root file(s) of the store cannot be read (first: `{}`): gc deletes nothing \
+             rather than guess what they keep; repair or remove them",
+            unreadable.len(),
+            first.display()
+        )));
+    }
+    let mut by_workspace: BTreeMap<PathBuf, Kept> = BTreeMap::new();
+    let mut forget = Vec::new();
+    for r in roots {
+        let visible = r.root.run_dir.join("manifest.json").is_file();
+        let ours = r.root.workspace == ctx.workspace || r.root.run_dir.starts_with(&ctx.runs);
+        if !visible && (ours || args.prune_missing) {
+            forget.push(r);
+            continue;
+        }
+        let k = by_workspace.entry(r.root.workspace.clone()).or_default();
+        k.runs += 1;
+        if !visible {
+            k.not_visible += 1;
+        }
+        if k.newest.as_deref() < Some(r.root.created_at.as_str()) {
+            k.newest = Some(r.root.created_at.clone());
+        }
+        kept.extend(r.root.objects.iter().cloned());
+    }
     let unreferenced: Vec<String> = store
         .object_digests()?
         .into_iter()
@@ -51,6 +98,9 @@ pub fn gc(ctx: &Context, args: &GcArgs) -> Result<i32, Error> {
         .map(|r| r.key)
         .collect();
     if !args.dry_run {
+        for r in &forget {
+            store.remove_root(&r.file)?;
+        }
         // Records first: a record must never point at a deleted object.
         for k in &records {
             store.index().remove_record(k)?;
@@ -70,6 +120,14 @@ pub fn gc(ctx: &Context, args: &GcArgs) -> Result<i32, Error> {
             "records": records.len(),
             "bytes": bytes,
             "kept_objects": kept.len(),
+            "roots": by_workspace
+                .iter()
+                .map(|(w, k)| json!({"workspace": w, "runs": k.runs, "not_visible": k.not_visible, "newest": k.newest}))
+                .collect::<Vec<_>>(),
+            "forgotten_roots": forget
+                .iter()
+                .map(|r| json!({"workspace": r.root.workspace, "run_dir": r.root.run_dir}))
+                .collect::<Vec<_>>(),
         }))?;
     } else {
         let verb = if args.dry_run {
@@ -84,6 +142,51 @@ pub fn gc(ctx: &Context, args: &GcArgs) -> Result<i32, Error> {
             records.len(),
             kept.len()
         );
+        for (w, k) in &by_workspace {
+            println!(
+                "  keeps {} run(s) of workspace `{}`{}{}",
+                k.runs,
+                w.display(),
+                k.newest
+                    .as_deref()
+                    .map_or(String::new(), |n| format!(" (newest {})", age(n))),
+                if k.not_visible > 0 {
+                    format!(
+                        "; {} of them not visible from here (kept; --prune-missing forgets them)",
+                        k.not_visible
+                    )
+                } else {
+                    String::new()
+                }
+            );
+        }
+        if !forget.is_empty() {
+            println!(
+                "  {} {} root(s) whose run folder is gone",
+                if args.dry_run {
+                    "would forget"
+                } else {
+                    "forgot"
+                },
+                forget.len()
+            );
+        }
     }
     Ok(exit::OK)
+}
+
+/// `2026-12-01T10:00:00Z` → `3h 12m ago`.
+fn age(rfc3339: &str) -> String {
+    let Ok(t) = humantime::parse_rfc3339(rfc3339) else {
+        return rfc3339.to_string();
+    };
+    let secs = std::time::SystemTime::now()
+        .duration_since(t)
+        .map_or(0, |d| d.as_secs());
+    let (d, h, m) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60);
+    match (d, h) {
+        (0, 0) => format!("{m}m ago"),
+        (0, _) => format!("{h}h {m}m ago"),
+        _ => format!("{d}d {h}h ago"),
+    }
 }

@@ -325,6 +325,16 @@ pub fn run_experiment(
     let results = evaluation_results(&exp, &store, &outcome);
     let dir =
         manifest::write(&ctx.runs, &m, &outcome, &results).map_err(|e| Error::io(&ctx.runs, e))?;
+    // The run is a root of the store, seen by `gc` from every workspace that shares it.
+    store.add_root(&crate::store::Root {
+        format: crate::store::ROOT_FORMAT,
+        run_dir: dir.clone(),
+        workspace: ctx.workspace.clone(),
+        experiment: m.experiment.clone(),
+        run_id: m.run_id.clone(),
+        created_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+        objects: m.stages.iter().filter_map(|s| s.object.clone()).collect(),
+    })?;
     // The run report: results with the run's provenance; a failure to render fails nothing.
     if let Err(e) = crate::report::run::write_run_report(&exp, &outcome, &dir, &ctx.store) {
         eprintln!("{:>12} no report.html: {e}", "Warning");

@@ -8,6 +8,7 @@
 //! index/              sled: stage records by key, latest key per stage, the stat cache
 //! objects/ab/<digest>/ one stage's output directory, named by its Merkle digest, files read-only
 //! scratch/<task>/     a running task's task file, outputs, logs and result file
+//! roots/<run>.json    every recorded run of every workspace and the objects it keeps ([`Root`])
 //! ```
 //!
 //! Owns atomic commits (scratch → verify → rename → index record), read-time verification and the
@@ -16,9 +17,11 @@
 mod index;
 mod lock;
 mod record;
+mod roots;
 
 pub use index::Index;
 pub use record::{OutRecord, StageRecord};
+pub use roots::{FoundRoot, ROOT_FORMAT, Root};
 
 use std::fs;
 use std::path::{Path, PathBuf};

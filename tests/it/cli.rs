@@ -2,6 +2,7 @@
 //! garbage collection, shared stores, help.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use crate::common::{Workspace, stages_with, stderr};
 
@@ -359,4 +360,56 @@ fn help_teaches_the_commands_and_exit_codes() {
     assert!(text.contains("Exit codes"), "{text}");
     let bad = ws.run(&["run"]);
     assert_eq!(bad.status.code(), Some(2));
+}
+
+/// Two workspaces on one store: `gc` from either keeps what the other's kept runs reference, and
+/// forgets a run only when its own workspace deleted it, or when asked (`--prune-missing`).
+#[test]
+fn gc_from_one_workspace_keeps_the_runs_of_another_on_the_same_store() {
+    let store = tempfile::tempdir().unwrap();
+    let store = store.path().to_str().unwrap().to_string();
+    let (a, b) = (Workspace::new(), Workspace::new());
+    a.write("experiments/small.yaml", SMALL);
+    b.write("experiments/small.yaml", &SMALL.replace("v: 1", "v: 2"));
+    let run_a = a.run_json(&["--store", &store, "run", "experiments/small.yaml", "--json"]);
+    let run_b = b.run_json(&["--store", &store, "run", "experiments/small.yaml", "--json"]);
+    let obj_b = run_b["stages"][0]["object"].as_str().unwrap().to_string();
+    let gc = |ws: &Workspace, extra: &[&str]| -> serde_json::Value {
+        let mut args = vec!["--store", &store, "gc", "--json"];
+        args.extend_from_slice(extra);
+        ws.run_json(&args)
+    };
+    // From A, B's run is a root: nothing to collect, and both workspaces are named.
+    let v = gc(&a, &[]);
+    assert_eq!(v["objects"], serde_json::json!([]), "{v}");
+    assert_eq!(v["roots"].as_array().unwrap().len(), 2, "{v}");
+    let obj_path = Path::new(&store).join(format!("objects/{}/{obj_b}", &obj_b[..2]));
+    assert!(obj_path.exists());
+    // B's run folder disappears (deleted, or on a machine A cannot see): A still keeps it …
+    std::fs::remove_dir_all(b.join(&format!("runs/small/{}", run_b["run_id"].as_str().unwrap())))
+        .unwrap();
+    let v = gc(&a, &[]);
+    assert_eq!(v["objects"], serde_json::json!([]), "{v}");
+    assert!(obj_path.exists());
+    let text = a.run(&["--store", &store, "gc", "--dry-run"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("not visible from here (kept; --prune-missing forgets them)"),
+        "{text}"
+    );
+    // … until asked to forget it; A's own run is never touched.
+    let v = gc(&a, &["--prune-missing"]);
+    assert_eq!(v["objects"], serde_json::json!([obj_b]), "{v}");
+    assert!(!obj_path.exists());
+    let obj_a = run_a["stages"][0]["object"].as_str().unwrap();
+    assert!(
+        Path::new(&store)
+            .join(format!("objects/{}/{obj_a}", &obj_a[..2]))
+            .exists()
+    );
+    // A workspace forgets its own deleted run without being asked.
+    std::fs::remove_dir_all(a.join(&format!("runs/small/{}", run_a["run_id"].as_str().unwrap())))
+        .unwrap();
+    let v = gc(&a, &[]);
+    assert_eq!(v["objects"], serde_json::json!([obj_a]), "{v}");
 }
