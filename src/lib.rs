@@ -1,9 +1,11 @@
 //! orchestrate: reproducible machine-learning studies in medical imaging.
 //!
 //! A YAML experiment ([`dsl`]) becomes a DAG of stages with content-addressed keys ([`plan`],
-//! [`fingerprint`]); the dispatcher ([`exec`]) runs what is stale as worker processes and commits
-//! outputs atomically into the store ([`store`]); stage kinds live in [`stages`]; AUC statistics in [`stats`]. The binary is a
-//! thin shell around [`cli::main`].
+//! [`fingerprint`]); the dispatcher ([`exec`]) runs what is stale as worker processes
+//! ([`worker`], through the files of [`task`]) and commits outputs atomically into the store
+//! ([`store`]); what stage kinds are lives in [`kinds`], how they run in [`stages`]; AUC
+//! statistics in [`stats`]. The binary is a thin shell around [`cli::main`]. The layers, top to
+//! bottom, are drawn in docs/design.md ("Layers") and checked by `tests/it/layers.rs`.
 
 pub mod cli;
 pub mod cohort;
@@ -24,5 +26,3 @@ pub mod synth;
 pub mod task;
 pub mod verify;
 pub mod worker;
-
-pub use cli::error::{Error, Result};

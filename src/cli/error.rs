@@ -78,3 +78,39 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<crate::report::ReportError> for Error {
+    fn from(e: crate::report::ReportError) -> Error {
+        match e {
+            crate::report::ReportError::NoRun(_)
+            | crate::report::ReportError::Usage(_)
+            | crate::report::ReportError::Template(_) => Error::Usage(e.to_string()),
+            crate::report::ReportError::Input { .. } => Error::Usage(e.to_string()),
+            crate::report::ReportError::Io { path, source } => Error::Io { path, source },
+            crate::report::ReportError::Internal(m) => Error::Internal(m),
+        }
+    }
+}
+
+impl From<crate::plan::PlanError> for Error {
+    fn from(e: crate::plan::PlanError) -> Error {
+        match e {
+            crate::plan::PlanError::Fingerprint(e) => Error::Fingerprint(e),
+            crate::plan::PlanError::Store(e) => Error::Store(e),
+        }
+    }
+}
+
+impl From<crate::exec::ExecError> for Error {
+    fn from(e: crate::exec::ExecError) -> Error {
+        use crate::exec::ExecError as E;
+        match e {
+            E::Usage(m) => Error::Usage(m),
+            E::Io { path, source } => Error::Io { path, source },
+            E::Internal(m) => Error::Internal(m),
+            E::Store(e) => Error::Store(e),
+            E::Fingerprint(e) => Error::Fingerprint(e),
+            E::Plan(e) => e.into(),
+        }
+    }
+}

@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::{Instant, SystemTime};
 
-use crate::Error;
+use super::ExecError as Error;
 use crate::dsl::template::render_command;
 use crate::dsl::{Dep, Experiment};
 use crate::kinds::StageKind;

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::sync::mpsc::Sender;
 
-use crate::Error;
+use super::ExecError as Error;
 
 /// How a worker ended, as far as the executor can tell. The result file is the source of truth
 /// for the stage's outcome; this only explains a worker that died without writing one.

@@ -8,8 +8,8 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc::Sender;
 use std::time::Duration;
 
+use super::ExecError as Error;
 use super::executor::{Executor, Launched, TaskEnd, WorkerExit};
-use crate::Error;
 
 pub struct LocalExecutor {
     worker_exe: std::path::PathBuf,

@@ -6,10 +6,10 @@
 use std::path::Path;
 use std::sync::mpsc::Sender;
 
+use super::ExecError as Error;
 use super::executor::{Executor, Launched, TaskEnd};
 use super::local::LocalExecutor;
 use super::slurm::SlurmExecutor;
-use crate::Error;
 use crate::dsl::{ExecutorKind, Experiment};
 
 /// The executor of every stage. `--executor local` runs everything on this machine;

@@ -19,8 +19,8 @@ use std::sync::mpsc::Sender;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use super::ExecError as Error;
 use super::executor::{Executor, Launched, TaskEnd, WorkerExit};
-use crate::Error;
 use crate::dsl::Experiment;
 use crate::dsl::template::shell_quote;
 

@@ -14,6 +14,15 @@ use crate::dsl::{Dep, Experiment};
 use crate::fingerprint::{self, FingerprintError, NoCache, StatCache};
 use crate::store::{ObjectState, StageRecord, Store, StoreError};
 
+/// Why a plan could not be made: an input that cannot be hashed, or the store.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error(transparent)]
+    Fingerprint(#[from] crate::fingerprint::FingerprintError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
 /// Which stages to re-run even when fresh.
 #[derive(Debug, Clone, Default)]
 pub enum Force {
@@ -191,11 +200,7 @@ pub struct Plan {
 }
 
 impl Plan {
-    pub fn build(
-        exp: &Experiment,
-        store: &Store,
-        opts: &PlanOptions,
-    ) -> Result<Plan, crate::Error> {
+    pub fn build(exp: &Experiment, store: &Store, opts: &PlanOptions) -> Result<Plan, PlanError> {
         let inputs = hash_inputs(exp, store.stat_cache(), opts.verify_data)?;
         let mut committed: Vec<Option<StageRecord>> = vec![None; exp.stages.len()];
         let mut states = Vec::with_capacity(exp.stages.len());

@@ -60,19 +60,6 @@ impl ReportError {
     }
 }
 
-impl From<ReportError> for crate::Error {
-    fn from(e: ReportError) -> crate::Error {
-        match e {
-            ReportError::NoRun(_) | ReportError::Usage(_) | ReportError::Template(_) => {
-                crate::Error::Usage(e.to_string())
-            }
-            ReportError::Input { .. } => crate::Error::Usage(e.to_string()),
-            ReportError::Io { path, source } => crate::Error::Io { path, source },
-            ReportError::Internal(m) => crate::Error::Internal(m),
-        }
-    }
-}
-
 /// Builds and renders a report in one call (the `report` stage's path).
 pub fn render_report(
     inputs: &ReportInputs,
