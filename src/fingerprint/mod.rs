@@ -9,7 +9,7 @@ mod code_identity;
 mod digest;
 mod git;
 
-pub use code_identity::{BINARY_IDENTITY, builtin_code_identity};
+pub use code_identity::{BINARY_IDENTITY, builtin_code_files, builtin_code_identity};
 pub use digest::{
     FileStat, NoCache, StatCache, hash_bytes, hash_file, hash_path, hash_paths_parallel, hex,
 };
