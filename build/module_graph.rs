@@ -67,11 +67,8 @@ pub const KINDS: &[&str] = &[
 /// its outputs), the task and result files, the stage dispatcher and the typed-config helpers.
 /// Each kind also starts from its own stage module, `stages::<kind>`.
 ///
-/// Not a root, although a worker process runs it first: `cli::main`, which installs the panic
-/// hook and parses the arguments before it calls `worker::run`. Its file names every subcommand
-/// (the report, the dispatcher, the store), so as a root it would make every kind cover nearly
-/// the whole crate; an edit to that hook or to the `Worker` branch is not in any kind's identity
-/// (it is in `BINARY_IDENTITY`).
+/// `src/main.rs` hands `orchestrate worker --task FILE` to `crate::worker` before the CLI parses
+/// anything, so no CLI code runs in a worker; main.rs itself is in `BINARY_IDENTITY`.
 pub const COMMON_ROOTS: &[&str] = &["worker", "task", "stages", "stages::config"];
 
 /// Further roots of one kind: a command's text is rendered by `dsl::template` at plan time.

@@ -11,6 +11,21 @@ use crate::kinds::StageKind;
 
 use crate::task::{ResultFile, TaskFile, TaskStatus, stderr_path, stdout_path, write_json_atomic};
 
+/// The worker's command line, `orchestrate worker --task FILE`, recognized before the CLI
+/// parses anything (executors and Slurm jobs use exactly this form): `Some(exit code)` when
+/// `args` (with the program name first) is a worker invocation, `None` otherwise.
+pub fn main_if_worker(args: &[std::ffi::OsString]) -> Option<i32> {
+    match args {
+        [_, w, ..] if w != "worker" => None,
+        [_, _, t, file] if t == "--task" => Some(run(Path::new(file))),
+        [_, _, ..] => {
+            eprintln!("usage: orchestrate worker --task FILE (run by executors, not by hand)");
+            Some(crate::exit::USAGE)
+        }
+        _ => None,
+    }
+}
+
 /// Runs the task at `task_path`; returns the process exit code (0 ok, 3 the stage failed,
 /// 1 the task file itself could not be read or the result not written).
 pub fn run(task_path: &Path) -> i32 {

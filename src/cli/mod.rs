@@ -15,7 +15,7 @@ pub mod stats_cmd;
 
 use std::path::{Path, PathBuf};
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 
 use crate::cli::error::Error;
 use crate::exit;
@@ -78,16 +78,6 @@ pub enum Command {
     Report(report::ReportArgs),
     /// One HTML report across runs or a sweep's variants: every cell's AUC and its difference to a baseline
     Compare(compare::CompareArgs),
-    /// Run one task file (used by executors; not for direct use)
-    #[command(hide = true)]
-    Worker(WorkerArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct WorkerArgs {
-    /// The task file written by the dispatcher
-    #[arg(long, value_name = "FILE")]
-    pub task: PathBuf,
 }
 
 /// Where things live for one invocation.
@@ -148,9 +138,6 @@ pub fn main() -> i32 {
             };
         }
     };
-    if let Command::Worker(w) = &cli.command {
-        return crate::worker::run(&w.task);
-    }
     match dispatch(&cli) {
         Ok(code) => code,
         Err(e) => {
@@ -197,7 +184,6 @@ fn dispatch(cli: &Cli) -> Result<i32, Error> {
             print!("{}", stats_cmd::execute(a)?);
             Ok(exit::OK)
         }
-        Command::Worker(_) => unreachable!("handled before the context is built"),
     }
 }
 
