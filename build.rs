@@ -72,16 +72,19 @@ fn identity(root: &Path, files: &[String], rustc: &str) -> String {
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Everything the binary is built from: watched for changes and hashed into `BINARY_IDENTITY`.
+const SOURCES: [&str; 6] = [
+    "src",
+    "templates",
+    "build",
+    "build.rs",
+    "Cargo.lock",
+    "Cargo.toml",
+];
+
 fn main() {
     // A folder makes cargo re-run the script when any file under it changes or appears.
-    for p in [
-        "src",
-        "templates",
-        "build",
-        "build.rs",
-        "Cargo.lock",
-        "Cargo.toml",
-    ] {
+    for p in SOURCES {
         println!("cargo:rerun-if-changed={p}");
     }
     println!("cargo:rerun-if-env-changed=RUSTC");
@@ -110,14 +113,7 @@ fn main() {
     }
 
     let mut all = std::collections::BTreeSet::new();
-    for p in [
-        "src",
-        "templates",
-        "build",
-        "build.rs",
-        "Cargo.lock",
-        "Cargo.toml",
-    ] {
+    for p in SOURCES {
         module_graph::files_under(root, p, &mut all).unwrap_or_else(|e| panic!("build.rs: {e}"));
     }
     let all: Vec<String> = all.into_iter().collect();
