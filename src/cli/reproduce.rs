@@ -265,7 +265,7 @@ fn resolve_target(
 ) -> Result<Target, Error> {
     let abs = cwd.join(target);
     if bundle::is_bundle(target) {
-        return resolve_bundle(ctx, &abs, target, args);
+        return resolve_bundle(ctx, target, args);
     }
     let looks_like_experiment = abs.is_file()
         || matches!(
@@ -314,22 +314,18 @@ fn resolve_target(
 /// A bundle: by default the workspace's own experiment is recomputed and compared with the
 /// bundle's lock (a bundle never runs code the reviewer did not choose); the bundle's
 /// experiment file only with `--bundle-experiment`.
-fn resolve_bundle(
-    ctx: &Context,
-    abs: &Path,
-    target: &Path,
-    args: &ReproduceArgs,
-) -> Result<Target, Error> {
+fn resolve_bundle(ctx: &Context, target: &Path, args: &ReproduceArgs) -> Result<Target, Error> {
     if args.lock.is_some() {
         return Err(Error::Usage(
             "--lock does not apply to a bundle: the bundle's own lock is the reference".to_string(),
         ));
     }
-    let b = bundle::read_bundle(abs)?;
+    // Opened as the user named it (relative to the current directory), so errors name it so too.
+    let b = bundle::read_bundle(target)?;
     let lock = verify::parse_lock(&b.files[bundle::LOCK], &target.join(bundle::LOCK))?;
     if lock.experiment != b.index.experiment {
         return Err(Error::Verify(verify::VerifyError::BadBundle {
-            path: abs.to_path_buf(),
+            path: target.to_path_buf(),
             message: format!(
                 "its index names experiment `{}` but its lock `{}`",
                 b.index.experiment, lock.experiment
