@@ -290,14 +290,24 @@ pub fn run_experiment(
         }
         Force::Stages(args.force.clone())
     };
+    // Time limits for the local executor (Slurm enforces its own through `--time`).
+    let limits = exp
+        .stages
+        .iter()
+        .map(|s| {
+            let t = s.resources.time.as_ref()?;
+            let d = dsl::parse_time_limit(t).expect("validated when the experiment was loaded");
+            Some((d, t.clone()))
+        })
+        .collect::<Vec<_>>();
     let mut executor: Box<dyn exec::executor::Executor> = if uses_slurm {
         Box::new(exec::routed::RoutedExecutor::new(
-            exec::local::LocalExecutor::new()?,
+            exec::local::LocalExecutor::new(limits)?,
             exec::slurm::SlurmExecutor::new(&exp)?,
             routes,
         ))
     } else {
-        Box::new(exec::local::LocalExecutor::new()?)
+        Box::new(exec::local::LocalExecutor::new(limits)?)
     };
     let store = open_store(ctx, args.no_wait)?;
     store.clean_scratch()?;

@@ -82,8 +82,46 @@ pub struct Resources {
     pub cpus: u32,
     pub gpus: u32,
     pub mem_mb: Option<u64>,
-    /// Wall-time limit for cluster executors (Slurm `--time` syntax).
+    /// Wall-time limit (Slurm `--time` syntax, see [`parse_time_limit`]): passed to Slurm as
+    /// `--time`, enforced by the local executor, which kills the task's process group.
     pub time: Option<String>,
+}
+
+/// A wall-time limit in Slurm's `--time` syntax: `MM`, `MM:SS`, `HH:MM:SS`, `D-HH`, `D-HH:MM`
+/// or `D-HH:MM:SS`. `0` (Slurm's "no limit") is refused: leave `time` out instead.
+pub fn parse_time_limit(s: &str) -> Result<std::time::Duration, String> {
+    let bad = || {
+        format!(
+            "`{s}` is not a time limit: write MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS \
+             (Slurm's `--time` syntax), e.g. `00:30:00`"
+        )
+    };
+    let num = |p: &str| -> Result<u64, String> {
+        if p.is_empty() || p.len() > 9 || !p.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        p.parse().map_err(|_| bad())
+    };
+    let (days, rest) = match s.split_once('-') {
+        Some((d, r)) => (Some(num(d)?), r),
+        None => (None, s),
+    };
+    let parts: Vec<u64> = rest.split(':').map(num).collect::<Result<_, _>>()?;
+    let secs = match (days, parts.as_slice()) {
+        (None, [m]) => m * 60,
+        (None, [m, s]) => m * 60 + s,
+        (None, [h, m, s]) => h * 3600 + m * 60 + s,
+        (Some(d), [h]) => d * 86_400 + h * 3600,
+        (Some(d), [h, m]) => d * 86_400 + h * 3600 + m * 60,
+        (Some(d), [h, m, s]) => d * 86_400 + h * 3600 + m * 60 + s,
+        _ => return Err(bad()),
+    };
+    if secs == 0 {
+        return Err(format!(
+            "`{s}` is no time at all: leave `time` out for no limit"
+        ));
+    }
+    Ok(std::time::Duration::from_secs(secs))
 }
 
 impl Default for Resources {
@@ -102,5 +140,26 @@ pub fn coord_text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_time_limit;
+    use std::time::Duration;
+
+    #[test]
+    fn time_limits_read_every_slurm_form_and_refuse_the_rest() {
+        let s = |t: &str| parse_time_limit(t).map(|d| d.as_secs());
+        assert_eq!(s("30"), Ok(1800));
+        assert_eq!(s("0:02"), Ok(2));
+        assert_eq!(s("01:30:00"), Ok(5400));
+        assert_eq!(s("2-12"), Ok(2 * 86_400 + 12 * 3600));
+        assert_eq!(s("1-00:10"), Ok(86_400 + 600));
+        assert_eq!(s("1-00:00:05"), Ok(86_405));
+        for bad in ["", "abc", "1:2:3:4", "-5", "1-", "1h", "00:00:00", " 5"] {
+            assert!(parse_time_limit(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(parse_time_limit("1:30").unwrap() == Duration::from_secs(90));
     }
 }

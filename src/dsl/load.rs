@@ -448,6 +448,7 @@ impl Ctx<'_> {
     ) -> Result<Resources, DslError> {
         let own = own.unwrap_or_default();
         let def = default.unwrap_or_default();
+        let time_from_defaults = own.time.is_none();
         let r = Resources {
             cpus: own.cpus.or(def.cpus).unwrap_or(1),
             gpus: own.gpus.or(def.gpus).unwrap_or(0),
@@ -459,6 +460,16 @@ impl Ctx<'_> {
                 &["stages", stage, "resources", "cpus"],
                 "`cpus` must be at least 1",
             ));
+        }
+        if let Some(t) = &r.time
+            && let Err(why) = super::experiment::parse_time_limit(t)
+        {
+            let path: &[&str] = if time_from_defaults {
+                &["defaults", "resources", "time"]
+            } else {
+                &["stages", stage, "resources", "time"]
+            };
+            return Err(self.err_value(path, why));
         }
         if r.mem_mb == Some(0) {
             return Err(self.err_value(

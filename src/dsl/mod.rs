@@ -12,5 +12,7 @@ mod span;
 pub mod template;
 
 pub use error::DslError;
-pub use experiment::{Dep, ExecutorKind, Experiment, Resources, SlurmSpec, Stage, coord_text};
+pub use experiment::{
+    Dep, ExecutorKind, Experiment, Resources, SlurmSpec, Stage, coord_text, parse_time_limit,
+};
 pub use load::{load, parse, valid_experiment_name};

@@ -1,6 +1,7 @@
 //! The local executor: each task attempt is an `orchestrate worker` subprocess in its own process
 //! group, so that Ctrl-C reaches only the dispatcher and the dispatcher can kill a task together
-//! with everything its command started.
+//! with everything its command started. A stage's `resources.time` is enforced here: past it, the
+//! task's whole process group is killed and the attempt fails with `time limit … exceeded`.
 
 use std::fs;
 use std::path::Path;
@@ -13,13 +14,16 @@ use super::executor::{Executor, Launched, TaskEnd, WorkerExit};
 
 pub struct LocalExecutor {
     worker_exe: std::path::PathBuf,
+    /// Per stage index: its wall-time limit and the limit as the user wrote it.
+    limits: Vec<Option<(Duration, String)>>,
 }
 
 impl LocalExecutor {
-    pub fn new() -> Result<LocalExecutor, Error> {
+    /// `limits[idx]`: the time limit of stage `idx` (its `resources.time`), if any.
+    pub fn new(limits: Vec<Option<(Duration, String)>>) -> Result<LocalExecutor, Error> {
         let worker_exe = std::env::current_exe()
             .map_err(|e| Error::Internal(format!("cannot locate the orchestrate binary: {e}")))?;
-        Ok(LocalExecutor { worker_exe })
+        Ok(LocalExecutor { worker_exe, limits })
     }
 }
 
@@ -61,13 +65,31 @@ impl Executor for LocalExecutor {
             .spawn()
             .map_err(|e| Error::Internal(format!("cannot start a worker: {e}")))?;
         let pgid = child.id() as i32;
+        // The watchdog: kills the group at the deadline unless the worker ended first.
+        let timed_out = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (ended_tx, ended_rx) = std::sync::mpsc::channel::<()>();
+        let limit = self.limits.get(idx).cloned().flatten();
+        if let Some((limit, _)) = &limit {
+            let (limit, flag) = (*limit, timed_out.clone());
+            std::thread::spawn(move || {
+                if ended_rx.recv_timeout(limit) == Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
+                    flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                    kill_group(pgid, libc::SIGKILL);
+                }
+            });
+        }
         std::thread::spawn(move || {
             use std::os::unix::process::ExitStatusExt;
-            let exit = match child.wait() {
+            let waited = child.wait();
+            let _ = ended_tx.send(());
+            let note = limit
+                .filter(|_| timed_out.load(std::sync::atomic::Ordering::SeqCst))
+                .map(|(_, text)| format!("time limit {text} exceeded"));
+            let exit = match waited {
                 Ok(status) => WorkerExit {
                     code: status.code(),
                     signal: status.signal(),
-                    note: None,
+                    note,
                 },
                 Err(e) => WorkerExit {
                     code: None,

@@ -321,3 +321,49 @@ stages:
     assert_eq!(stages_with(&m, "ran"), ["good"]);
     assert_eq!(stages_with(&m, "failed"), ["bad"]);
 }
+
+/// `resources.time` is enforced locally: the task's whole process group (the command's children
+/// included) is killed at the limit, the attempt fails saying so, and retries apply.
+#[test]
+fn a_stage_past_its_time_limit_is_killed_and_fails_saying_so() {
+    let ws = Workspace::new();
+    ws.write(
+        "experiments/x.yaml",
+        r#"
+experiment: x
+stages:
+  hung:
+    kind: command
+    retries: 1
+    resources: {time: "0:01"}
+    cmd: "echo $$ >> {workspace}/pids; sleep 60 & echo $! >> {workspace}/pids; wait; echo done > {outs.o}"
+    outs: {o: o.txt}
+"#,
+    );
+    let start = Instant::now();
+    let out = ws.run(&["run", "experiments/x.yaml"]);
+    let elapsed = start.elapsed();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("time limit 0:01 exceeded"), "{err}");
+    assert!(err.contains("Retry"), "the retry applies: {err}");
+    assert!(elapsed < Duration::from_secs(30), "took {elapsed:?}");
+    // Nothing the command started outlives the attempt (two attempts, two pids each).
+    std::thread::sleep(Duration::from_millis(300));
+    let pids = ws.read("pids");
+    assert_eq!(pids.lines().count(), 4, "{pids}");
+    for p in pids.lines() {
+        assert!(!pid_alive(p.trim().parse().unwrap()), "pid {p} survived");
+    }
+    // A limit that is not a time is refused at validation, with its place.
+    ws.write(
+        "experiments/x.yaml",
+        &ws.read("experiments/x.yaml")
+            .replace("time: \"0:01\"", "time: \"1h\""),
+    );
+    let out = ws.run(&["run", "experiments/x.yaml"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("experiments/x.yaml:7"), "{err}");
+    assert!(err.contains("`1h` is not a time limit"), "{err}");
+}
