@@ -147,9 +147,12 @@ pub fn main() -> i32 {
     }
 }
 
-/// `orchestrate status | head -1`: when the reader of stdout (or stderr) goes away, the output
-/// is no longer wanted, so the process ends quietly with exit 0 instead of panicking the way
-/// `println!` does on a closed pipe. Every other panic keeps the default report.
+/// `orchestrate status | head -1`: when the reader of stdout goes away, the output is no longer
+/// wanted, so the process ends quietly with exit 0 instead of panicking the way `println!` does
+/// on a closed pipe. Stdout carries a command's answer, printed last (a run's `--json` manifest
+/// after the run is recorded). A closed stderr is not treated so: it carries a run's progress,
+/// and exit 0 in the middle of a run would claim a success. Every other panic keeps the default
+/// report.
 fn quiet_broken_pipes() {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
@@ -159,7 +162,7 @@ fn quiet_broken_pipes() {
             .map(String::as_str)
             .or_else(|| info.payload().downcast_ref::<&str>().copied())
             .unwrap_or("");
-        if message.starts_with("failed printing to std") && message.contains("Broken pipe") {
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
             std::process::exit(exit::OK);
         }
         default(info);
