@@ -412,8 +412,8 @@ pub fn run(args: &StatsArgs) -> Result<Value, StatsCmdError> {
                 "lo": boot.lo,
                 "hi": boot.hi,
                 "method": boot.method.name(),
-                "n": boot.used,
-                "dropped": boot.resamples - boot.used,
+                "resamples": boot.resamples,
+                "used": boot.used,
             },
         }));
     }
@@ -435,7 +435,13 @@ pub fn run(args: &StatsArgs) -> Result<Value, StatsCmdError> {
                 "b": &args.scores[b],
                 "delta": d.delta,
                 "delong": { "z": d.z, "p": d.p, "lo": d.lo, "hi": d.hi },
-                "bootstrap": { "lo": boot.lo, "hi": boot.hi, "p": boot.p },
+                "bootstrap": {
+                    "lo": boot.lo,
+                    "hi": boot.hi,
+                    "p": boot.p,
+                    "resamples": boot.resamples,
+                    "used": boot.used,
+                },
             }));
         }
     }
@@ -651,7 +657,8 @@ mod tests {
         assert!((ndka["delong"]["lo"].as_f64().expect("lo") - 0.501244999271703).abs() < 1e-12);
         assert!((ndka["delong"]["hi"].as_f64().expect("hi") - 0.722670989888189).abs() < 1e-12);
         assert_eq!(ndka["bootstrap"]["method"], "percentile");
-        assert_eq!(ndka["bootstrap"]["n"], 500);
+        assert_eq!(ndka["bootstrap"]["resamples"], 500);
+        assert_eq!(ndka["bootstrap"]["used"], 500);
         let pairs = report["pairs"].as_array().expect("pairs");
         assert_eq!(pairs.len(), 3);
         assert_eq!(
