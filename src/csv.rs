@@ -306,29 +306,34 @@ impl Table {
             }
         }
         for r in records {
-            let r = r?;
-            let too_big = || CsvError::At {
-                line: r.row,
-                message: format!(
-                    "the table holds more than {} GiB of text: split it into several files",
-                    (MAX_TABLE_BYTES + 1) >> 30
-                ),
-            };
-            let first = u32::try_from(t.ends.len()).map_err(|_| too_big())?;
-            let line = u32::try_from(r.row).map_err(|_| too_big())?;
-            t.rows.push((line, first));
-            for f in &r.fields {
-                if t.text.len() + f.len() > MAX_TABLE_BYTES {
-                    return Err(too_big());
-                }
-                t.text.push_str(f);
-                t.ends.push(t.text.len() as u32);
-            }
+            t.push(&r?)?;
         }
         t.text.shrink_to_fit();
         t.ends.shrink_to_fit();
         t.rows.shrink_to_fit();
         Ok(t)
+    }
+
+    /// Appends one data record.
+    fn push(&mut self, r: &Record) -> Result<(), CsvError> {
+        let too_big = || CsvError::At {
+            line: r.row,
+            message: format!(
+                "the table holds more than {} GiB of text: split it into several files",
+                (MAX_TABLE_BYTES + 1) >> 30
+            ),
+        };
+        let first = u32::try_from(self.ends.len()).map_err(|_| too_big())?;
+        let line = u32::try_from(r.row).map_err(|_| too_big())?;
+        self.rows.push((line, first));
+        for f in &r.fields {
+            if self.text.len() + f.len() > MAX_TABLE_BYTES {
+                return Err(too_big());
+            }
+            self.text.push_str(f);
+            self.ends.push(self.text.len() as u32);
+        }
+        Ok(())
     }
 
     /// Whether the input had no record at all (not even a header).
@@ -397,10 +402,8 @@ impl<R: Read> RowReader<R> {
         t.text.clear();
         t.ends.clear();
         t.rows.clear();
-        t.rows.push((u32::try_from(r.row).unwrap_or(u32::MAX), 0));
-        for f in &r.fields {
-            t.text.push_str(f);
-            t.ends.push(t.text.len() as u32);
+        if let Err(e) = t.push(&r) {
+            return Some(Err(e));
         }
         Some(Ok(t.row(0)))
     }

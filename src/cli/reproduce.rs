@@ -144,17 +144,15 @@ pub fn reproduce(ctx: &Context, args: &ReproduceArgs) -> Result<i32, Error> {
     }
     let id = manifest::new_run_id();
     let isolated = ctx.runs.join(".reproduce").join(&id);
-    let file = match &bundled {
-        Some(bytes) => {
-            // The only file a bundle ever writes: its experiment, inside the new isolated folder.
-            let copy = isolated.join(bundle::EXPERIMENT);
-            std::fs::create_dir_all(&isolated)
-                .and_then(|()| std::fs::write(&copy, bytes))
-                .map_err(|e| Error::io(&copy, e))?;
-            copy
-        }
-        None => file,
-    };
+    if let Some(bytes) = &bundled {
+        // The only file a bundle ever writes: its experiment, inside the new isolated folder.
+        let copy = isolated.join(bundle::EXPERIMENT);
+        std::fs::create_dir_all(&isolated)
+            .and_then(|()| std::fs::write(&copy, bytes))
+            .map_err(|e| Error::io(&copy, e))?;
+        // The experiment validated above runs; its record names the copy.
+        exp.file = ctx.experiment_path(&copy);
+    }
     let run_ctx = if args.reuse_cache {
         Context {
             workspace: ctx.workspace.clone(),
@@ -175,20 +173,6 @@ pub fn reproduce(ctx: &Context, args: &ReproduceArgs) -> Result<i32, Error> {
             store: isolated,
             runs: ctx.runs.clone(),
         }
-    };
-    // The experiment that runs is the one validated above; a bundle's copy is read back from
-    // where it was written, so that the run records that file.
-    let exp = match &bundled {
-        Some(_) => {
-            let mut e = dsl::load(
-                &ctx.experiment_path(&file),
-                &ctx.workspace,
-                &crate::stages::Builtin,
-            )?;
-            e.backend = exp.backend;
-            e
-        }
-        None => exp,
     };
     let record = super::run::run_experiment(&run_ctx, exp.clone(), &args.run)?;
     if args.run.json && reference.is_none() {

@@ -33,7 +33,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "KIND", value_parser = parse_backend)]
     pub backend: Option<crate::kinds::Backend>,
     /// At most this many Slurm jobs submitted at once
-    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_JOBS, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_jobs: u32,
     /// Keep running independent stages after a stage fails
     #[arg(short, long)]
@@ -114,8 +114,11 @@ fn load(ctx: &Context, file: &Path) -> Result<Experiment, Error> {
     )?)
 }
 
+/// `--max-jobs` when not given.
+const DEFAULT_MAX_JOBS: u32 = 100;
+
 impl RunArgs {
-    /// `orchestrate run EXPERIMENT` with every option at its default.
+    /// `orchestrate run EXPERIMENT` with every option at its default (those of `--help`).
     pub fn defaults(experiment: PathBuf) -> RunArgs {
         RunArgs {
             experiment,
@@ -123,7 +126,7 @@ impl RunArgs {
             gpus: None,
             executor: None,
             backend: None,
-            max_jobs: 100,
+            max_jobs: DEFAULT_MAX_JOBS,
             keep_going: false,
             force: Vec::new(),
             force_all: false,

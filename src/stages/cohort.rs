@@ -567,28 +567,47 @@ fn parse_label(cell: &str) -> Result<u8, String> {
     }
 }
 
-/// The features of one record: all present (`Some`), all empty (`None`: the modality is
-/// missing), or an error at the first offending column.
-fn parse_features(
+/// The features of one record, appended to `out`: all present (returns `true`), all empty (the
+/// modality is missing: zeros are appended, returns `false`), or an error at the first offending
+/// column.
+fn parse_features_into(
     t: &Table,
     r: &csv::Row<'_>,
     cols: &[usize],
-) -> Result<Option<Vec<f32>>, LoadError> {
-    let mut values = Vec::with_capacity(cols.len());
+    out: &mut Vec<f32>,
+) -> Result<bool, LoadError> {
+    let start = out.len();
     let mut first_empty = None;
     for &c in cols {
         match parse_feature(r.get(c)).map_err(|m| t.err(r.line, c, m))? {
-            Some(v) => values.push(v),
+            Some(v) => out.push(v),
             None => {
                 first_empty.get_or_insert(c);
             }
         }
     }
     match first_empty {
-        None => Ok(Some(values)),
-        Some(_) if values.is_empty() => Ok(None),
-        Some(c) => Err(t.err(r.line, c, PARTLY_EMPTY)),
+        None => Ok(true),
+        Some(_) if out.len() == start => {
+            out.resize(start + cols.len(), 0.0);
+            Ok(false)
+        }
+        Some(c) => Err(t.err(
+            r.line,
+            c,
+            "empty value: leave every feature of a modality empty to mark it missing, or fill them all",
+        )),
     }
+}
+
+/// [`parse_features_into`] as a value: `None` when the modality is missing.
+fn parse_features(
+    t: &Table,
+    r: &csv::Row<'_>,
+    cols: &[usize],
+) -> Result<Option<Vec<f32>>, LoadError> {
+    let mut values = Vec::with_capacity(cols.len());
+    Ok(parse_features_into(t, r, cols, &mut values)?.then_some(values))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -624,27 +643,10 @@ impl ModalityRows {
         }
     }
 
-    /// Parses one record's columns into the modality (see [`parse_features`]).
+    /// Parses one record's columns into the modality (see [`parse_features_into`]).
     fn push(&mut self, t: &Table, r: &csv::Row<'_>, cols: &[usize]) -> Result<(), LoadError> {
-        let start = self.values.len();
-        let mut first_empty = None;
-        for &c in cols {
-            match parse_feature(r.get(c)).map_err(|m| t.err(r.line, c, m))? {
-                Some(v) => self.values.push(v),
-                None => {
-                    first_empty.get_or_insert(c);
-                }
-            }
-        }
-        let filled = self.values.len() - start;
-        match first_empty {
-            None => self.present.push(true),
-            Some(_) if filled == 0 => {
-                self.values.resize(start + cols.len(), 0.0);
-                self.present.push(false);
-            }
-            Some(c) => return Err(t.err(r.line, c, PARTLY_EMPTY)),
-        }
+        let present = parse_features_into(t, r, cols, &mut self.values)?;
+        self.present.push(present);
         Ok(())
     }
 
@@ -657,9 +659,6 @@ impl ModalityRows {
         }
     }
 }
-
-const PARTLY_EMPTY: &str =
-    "empty value: leave every feature of a modality empty to mark it missing, or fill them all";
 
 fn modality(tokens: usize, width: usize, rows: &[Option<Vec<f32>>]) -> Modality {
     let mut m = Modality::zeros(rows.len(), tokens, width);

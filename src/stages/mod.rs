@@ -26,59 +26,47 @@ use crate::task::TaskFile;
 pub struct Builtin;
 
 impl KindSchemas for Builtin {
+    /// Validates a built-in kind's config and returns it with every default filled in.
     fn resolve_config(&self, kind: StageKind, raw: &Value) -> Result<Value, ConfigError> {
-        resolve_config(kind, raw)
+        match kind {
+            StageKind::Command => Ok(Value::Null),
+            StageKind::Synth => synth::resolve(raw),
+            StageKind::Cohort => cohort::resolve(raw),
+            StageKind::Evaluate => evaluate::resolve(raw),
+            StageKind::Pretrain => pretrain::resolve(raw),
+            StageKind::Train => train::resolve(raw),
+            StageKind::Predict => predict::resolve(raw),
+            StageKind::Report => report::resolve(raw),
+        }
     }
 
+    /// Output name → path inside the output folder, for a built-in kind with a resolved config.
     fn outputs(&self, kind: StageKind, config: &Value) -> BTreeMap<String, String> {
-        outputs(kind, config)
+        let list: Vec<(String, String)> = match kind {
+            StageKind::Command => Vec::new(),
+            StageKind::Synth => synth::outputs(config),
+            StageKind::Cohort => cohort::outputs(config),
+            StageKind::Evaluate => evaluate::outputs(config),
+            StageKind::Pretrain => pretrain::outputs(config),
+            StageKind::Train => train::outputs(config),
+            StageKind::Predict => predict::outputs(config),
+            StageKind::Report => report::outputs(config),
+        };
+        list.into_iter().collect()
     }
 
+    /// The named inputs of a built-in kind; `None` where deps are free-form: `command`, and
+    /// `cohort`, whose config names the deps it reads (checked when the stage runs).
     fn dep_spec(&self, kind: StageKind) -> Option<DepSpec> {
-        dep_spec(kind)
-    }
-}
-
-/// Validates a built-in kind's config and returns it with every default filled in.
-pub fn resolve_config(kind: StageKind, raw: &Value) -> Result<Value, ConfigError> {
-    match kind {
-        StageKind::Command => Ok(Value::Null),
-        StageKind::Synth => synth::resolve(raw),
-        StageKind::Cohort => cohort::resolve(raw),
-        StageKind::Evaluate => evaluate::resolve(raw),
-        StageKind::Pretrain => pretrain::resolve(raw),
-        StageKind::Train => train::resolve(raw),
-        StageKind::Predict => predict::resolve(raw),
-        StageKind::Report => report::resolve(raw),
-    }
-}
-
-/// Output name → path inside the output folder, for a built-in kind with a resolved config.
-pub fn outputs(kind: StageKind, config: &Value) -> BTreeMap<String, String> {
-    let list: Vec<(String, String)> = match kind {
-        StageKind::Command => Vec::new(),
-        StageKind::Synth => synth::outputs(config),
-        StageKind::Cohort => cohort::outputs(config),
-        StageKind::Evaluate => evaluate::outputs(config),
-        StageKind::Pretrain => pretrain::outputs(config),
-        StageKind::Train => train::outputs(config),
-        StageKind::Predict => predict::outputs(config),
-        StageKind::Report => report::outputs(config),
-    };
-    list.into_iter().collect()
-}
-
-/// The named inputs of a built-in kind; `None` where deps are free-form: `command`, and `cohort`,
-/// whose config names the deps it reads (checked when the stage runs).
-pub fn dep_spec(kind: StageKind) -> Option<DepSpec> {
-    match kind {
-        StageKind::Command | StageKind::Cohort => None,
-        StageKind::Synth => Some(synth::DEPS),
-        StageKind::Evaluate => Some(evaluate::DEPS),
-        StageKind::Pretrain => Some(pretrain::DEPS),
-        StageKind::Train => Some(train::DEPS),
-        StageKind::Predict => Some(predict::DEPS),
-        StageKind::Report => Some(report::DEPS),
+        match kind {
+            StageKind::Command | StageKind::Cohort => None,
+            StageKind::Synth => Some(synth::DEPS),
+            StageKind::Evaluate => Some(evaluate::DEPS),
+            StageKind::Pretrain => Some(pretrain::DEPS),
+            StageKind::Train => Some(train::DEPS),
+            StageKind::Predict => Some(predict::DEPS),
+            StageKind::Report => Some(report::DEPS),
+        }
     }
 }
 

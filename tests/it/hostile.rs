@@ -63,14 +63,6 @@ fn snapshot(root: &Path) -> BTreeMap<String, Vec<u8>> {
     out
 }
 
-fn sha256(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 /// Writes a bundle as an attacker would: any index, any members, in the given order.
 fn write_archive(path: &Path, members: &[(&str, Vec<u8>)]) {
     let f = std::fs::File::create(path).unwrap();
@@ -116,7 +108,7 @@ fn forged(
     let files: BTreeMap<String, String> = members
         .iter()
         .filter(|(n, _)| *n != "bundle.json")
-        .map(|(n, b)| (n.clone(), sha256(b)))
+        .map(|(n, b)| (n.clone(), orchestrate::fingerprint::hash_bytes(b)))
         .collect();
     index["files"] = serde_json::to_value(files).unwrap();
     edit_index(&mut index);
