@@ -2,7 +2,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ORCH=${ORCH:-$ROOT/target/release/orchestrate}
-PEERS=${PEERS:-$ROOT/../shared/bench/peers}
+PEERS=${PEERS:-$ROOT/bench/peers}
 
 need_binary() {
   if [ ! -x "$ORCH" ]; then

@@ -4,7 +4,7 @@
 #   1. builds the release binary with `--features cuda`;
 #   2. reproduces experiments/paper.yaml on `--backend cuda` in a fresh store (wall time, and the
 #      JEPA pretraining throughput in samples/s from its stage record);
-#   3. times the PyTorch peer (../shared/bench/peers/torch_jepa.py) on the same GPU, `small` and
+#   3. times the PyTorch peer (bench/peers/torch_jepa.py) on the same GPU, `small` and
 #      `paper` shapes, by making CUDA torch's default device;
 #   4. prints the card, the figures and the ratios.
 # usage: bench/gpu-check.sh [PEER_SCRIPT]   (PyTorch from .venv-peers when present)

@@ -3,7 +3,7 @@
 # (examples/bench_stats.rs) against the scikit-learn loop most Python studies use.
 #
 # usage: bench/stats.sh [PEER_SCRIPT]
-#   PEER_SCRIPT  the scikit-learn peer (default: ../shared/bench/peers/sklearn_bootstrap.py)
+#   PEER_SCRIPT  the scikit-learn peer (default: bench/peers/sklearn_bootstrap.py)
 # env:  PYTHON (default: .venv-peers/bin/python if present, else python3; needs numpy and
 #       scikit-learn), SIZES (default "10000 100000"), B (resamples, default 2000)
 #
@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PEER=${1:-../shared/bench/peers/sklearn_bootstrap.py}
+PEER=${1:-bench/peers/sklearn_bootstrap.py}
 if [[ -z "${PYTHON:-}" ]]; then
     if [[ -x .venv-peers/bin/python ]]; then PYTHON=.venv-peers/bin/python; else PYTHON=python3; fi
 fi

@@ -51,6 +51,20 @@ impl Dropout<'_> {
     }
 }
 
+/// `x` `[..., d_in]` through `layer` as one 2-D matmul over all leading dimensions.
+///
+/// burn's `Linear::forward` on a 3-D input is a batched matmul, whose weight gradient is one
+/// `[d_in, d_out]` product per batch row, materialized as `[batch, d_in, d_out]` and then summed:
+/// at the `paper` benchmark shapes that was a quarter of a training step in copies and page
+/// zeroing. Flattened, the weight gradient is a single product with `k = batch · tokens`.
+pub fn dense<B: Backend, const D: usize>(layer: &Linear<B>, x: Tensor<B, D>) -> Tensor<B, D> {
+    let mut dims = x.dims();
+    let rows = dims[..D - 1].iter().product();
+    let y = layer.forward(x.reshape([rows, dims[D - 1]]));
+    dims[D - 1] = y.dims()[1];
+    y.reshape(dims)
+}
+
 /// Multi-head self-attention without biases (as the PyTorch reference).
 #[derive(Module, Debug)]
 pub struct Attention<B: Backend> {
@@ -79,27 +93,30 @@ impl<B: Backend> Attention<B> {
         }
     }
 
-    /// `x`: `[batch, tokens, dim]`; `key_bias`: `[batch, 1, 1, tokens]` (0 or [`MASKED_SCORE`]).
-    pub fn forward(&self, x: Tensor<B, 3>, key_bias: Tensor<B, 4>) -> Tensor<B, 3> {
+    /// `x`: `[batch, tokens, dim]`; `key_bias`: `[batch, 1, 1, tokens]` (0 or [`MASKED_SCORE`]),
+    /// `None` when every key is present.
+    pub fn forward(&self, x: Tensor<B, 3>, key_bias: Option<Tensor<B, 4>>) -> Tensor<B, 3> {
         let [b, t, _] = x.dims();
         let (h, dh) = (self.heads, self.dim_head);
         let inner = h * dh;
-        // [batch, tokens, 3, heads, dim_head] → [3, batch, heads, tokens, dim_head]
-        let qkv = self
-            .qkv
-            .forward(x)
-            .reshape([b, t, 3, h, dh])
-            .permute([2, 0, 3, 1, 4]);
-        let q = qkv.clone().narrow(0, 0, 1).reshape([b, h, t, dh]);
-        let k = qkv.clone().narrow(0, 1, 1).reshape([b, h, t, dh]);
-        let v = qkv.narrow(0, 2, 1).reshape([b, h, t, dh]);
+        // [batch, tokens, 3 · heads, dim_head] → views [batch, heads, tokens, dim_head]: the
+        // matmuls read the strided views directly, so no head is copied out.
+        let qkv = dense(&self.qkv, x)
+            .reshape([b, t, 3 * h, dh])
+            .swap_dims(1, 2);
+        let q = qkv.clone().narrow(1, 0, h);
+        let k = qkv.clone().narrow(1, h, h);
+        let v = qkv.narrow(1, 2 * h, h);
         let scale = 1.0 / (dh as f64).sqrt();
         // [batch, heads, tokens, tokens]
-        let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale) + key_bias;
+        let mut scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale);
+        if let Some(bias) = key_bias {
+            scores = scores + bias;
+        }
         let attn = softmax(scores, 3);
         // [batch, heads, tokens, dim_head] → [batch, tokens, heads · dim_head]
         let ctx = attn.matmul(v).swap_dims(1, 2).reshape([b, t, inner]);
-        self.out.forward(ctx)
+        dense(&self.out, ctx)
     }
 }
 
@@ -119,7 +136,7 @@ impl<B: Backend> Mlp<B> {
     }
 
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        self.fc2.forward(gelu(self.fc1.forward(x)))
+        dense(&self.fc2, gelu(dense(&self.fc1, x)))
     }
 }
 
@@ -152,7 +169,7 @@ impl<B: Backend> Block<B> {
     pub fn forward(
         &self,
         x: Tensor<B, 3>,
-        key_bias: Tensor<B, 4>,
+        key_bias: Option<Tensor<B, 4>>,
         drop: &mut Dropout,
     ) -> Tensor<B, 3> {
         let a = self.attn.forward(self.norm1.forward(x.clone()), key_bias);
@@ -169,14 +186,58 @@ pub struct Transformer<B: Backend> {
     pub norm: LayerNorm<B>,
 }
 
-/// `[batch, tokens]` 0/1 key mask → `[batch, 1, 1, tokens]` additive attention bias.
-pub fn key_bias<B: Backend>(key_mask: Tensor<B, 2>) -> Tensor<B, 4> {
-    let [b, t] = key_mask.dims();
-    key_mask
-        .neg()
-        .add_scalar(1.0)
-        .mul_scalar(MASKED_SCORE)
-        .reshape([b, 1, 1, t])
+/// The keys every attention may read.
+///
+/// `All` when every token of every patient of the batch is present: then there is no mask work
+/// at all, and the results are the bits the mask would give (a zero bias changes no score).
+#[derive(Debug, Clone)]
+pub enum Keys<B: Backend> {
+    /// Every key of a `[batch, tokens]` batch is present.
+    All([usize; 2]),
+    /// `[batch, tokens]`, 1 = may be attended to.
+    Masked(Tensor<B, 2>),
+}
+
+impl<B: Backend> Keys<B> {
+    /// `mask` as given, or `All` when the caller knows it holds only ones.
+    pub fn of(mask: Tensor<B, 2>, complete: bool) -> Self {
+        if complete {
+            Keys::All(mask.dims())
+        } else {
+            Keys::Masked(mask)
+        }
+    }
+
+    /// The keys of `self`'s tokens followed by `other`'s.
+    pub fn cat(self, other: Keys<B>, device: &B::Device) -> Self {
+        match (self, other) {
+            (Keys::All([b, n]), Keys::All([_, m])) => Keys::All([b, n + m]),
+            (a, o) => Keys::Masked(Tensor::cat(vec![a.mask(device), o.mask(device)], 1)),
+        }
+    }
+
+    /// The `[batch, tokens]` 0/1 mask.
+    pub fn mask(self, device: &B::Device) -> Tensor<B, 2> {
+        match self {
+            Keys::All(dims) => Tensor::ones(dims, device),
+            Keys::Masked(m) => m,
+        }
+    }
+
+    /// The `[batch, 1, 1, tokens]` additive attention bias, `None` when every key is present.
+    fn bias(&self) -> Option<Tensor<B, 4>> {
+        let Keys::Masked(mask) = self else {
+            return None;
+        };
+        let [b, t] = mask.dims();
+        Some(
+            mask.clone()
+                .neg()
+                .add_scalar(1.0)
+                .mul_scalar(MASKED_SCORE)
+                .reshape([b, 1, 1, t]),
+        )
+    }
 }
 
 impl<B: Backend> Transformer<B> {
@@ -198,15 +259,9 @@ impl<B: Backend> Transformer<B> {
         }
     }
 
-    /// `x`: `[batch, tokens, dim]`; `key_mask`: `[batch, tokens]` (1 = may be attended to).
-    /// Returns `[batch, tokens, dim]`.
-    pub fn forward(
-        &self,
-        x: Tensor<B, 3>,
-        key_mask: Tensor<B, 2>,
-        drop: &mut Dropout,
-    ) -> Tensor<B, 3> {
-        let bias = key_bias(key_mask);
+    /// `x`: `[batch, tokens, dim]`, attending only to `keys` → `[batch, tokens, dim]`.
+    pub fn forward(&self, x: Tensor<B, 3>, keys: &Keys<B>, drop: &mut Dropout) -> Tensor<B, 3> {
+        let bias = keys.bias();
         let mut x = x;
         for b in &self.blocks {
             x = b.forward(x, bias.clone(), drop);

@@ -53,7 +53,7 @@ impl<B: Backend> Classifier<B> {
 
     /// Pooled features `[batch, dim]` (present tokens only).
     pub fn pooled(&self, input: &BatchTensors<B>, drop: &mut Dropout) -> Tensor<B, 2> {
-        let h = self.encoder.forward(input, input.token_mask.clone(), drop);
+        let h = self.encoder.forward(input, &input.keys(), drop);
         masked_mean(h, input.token_mask.clone())
     }
 

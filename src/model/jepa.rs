@@ -11,7 +11,7 @@ use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
 use serde::Serialize;
 
 use super::data::{Prepared, shuffled_batches};
-use super::encoder::Dropout;
+use super::encoder::{Dropout, Keys};
 use super::optim::{AdamW, Schedule, ema_update};
 use super::predictor::Predictor;
 use super::tokens::{BatchTensors, TokenEncoder};
@@ -192,6 +192,8 @@ impl<B: AutodiffBackend> JepaTrainer<B> {
         let keep_mask = batch.token_mask.clone().select(1, keep.clone()); // [batch, n_keep]
         let target_mask = batch.token_mask.clone().select(1, target.clone()); // [batch, n_target]
         let [b, nt] = target_mask.dims();
+        let keep_keys = Keys::of(keep_mask.clone(), batch.complete);
+        let target_keys = Keys::of(target_mask.clone(), batch.complete);
 
         // Targets: EMA encoder over every present token, layer-normed, at the hidden slots.
         let inner = BatchTensors::<B::InnerBackend> {
@@ -199,10 +201,11 @@ impl<B: AutodiffBackend> JepaTrainer<B> {
             clinical: batch.clinical.clone().inner(),
             token_mask: batch.token_mask.clone().inner(),
             labels: None,
+            complete: batch.complete,
         };
         let h = self
             .target
-            .forward(&inner, inner.token_mask.clone(), &mut Dropout::none());
+            .forward(&inner, &inner.keys(), &mut Dropout::none());
         let h = layer_norm_plain(h).select(1, target.clone().inner()); // [batch, n_target, dim]
 
         // A hidden slot counts when present and when the patient has some context left.
@@ -217,11 +220,11 @@ impl<B: AutodiffBackend> JepaTrainer<B> {
         let z = self
             .online
             .context
-            .forward_subset(batch, &keep, keep_mask.clone(), &mut drop);
+            .forward_subset(batch, &keep, &keep_keys.clone(), &mut drop);
         let pred =
             self.online
                 .predictor
-                .forward(z, &keep, keep_mask, &target, target_mask, &mut drop);
+                .forward(z, &keep, keep_keys, &target, target_keys, &mut drop);
         let per_token = smooth_l1(pred - Tensor::from_inner(h.clone()))
             .mean_dim(2)
             .reshape([b, nt]);

@@ -7,7 +7,7 @@ use burn::nn::Linear;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
 
-use super::encoder::{Dropout, Transformer};
+use super::encoder::{Dropout, Keys, Transformer, dense};
 use super::{PredictorArch, init};
 use crate::rng::Rng;
 
@@ -50,31 +50,33 @@ impl<B: Backend> Predictor<B> {
         }
     }
 
-    /// `z`: context features `[batch, n_keep, dim]` at slots `keep`; `keep_mask` `[batch, n_keep]`;
-    /// predicts the slots `target` (`target_mask` `[batch, n_target]`) → `[batch, n_target, dim]`.
+    /// `z`: context features `[batch, n_keep, dim]` at slots `keep` (keys `keep_keys`,
+    /// `[batch, n_keep]`); predicts the slots `target` (keys `target_keys`, `[batch, n_target]`)
+    /// → `[batch, n_target, dim]`.
     pub fn forward(
         &self,
         z: Tensor<B, 3>,
         keep: &Tensor<B, 1, Int>,
-        keep_mask: Tensor<B, 2>,
+        keep_keys: Keys<B>,
         target: &Tensor<B, 1, Int>,
-        target_mask: Tensor<B, 2>,
+        target_keys: Keys<B>,
         drop: &mut Dropout,
     ) -> Tensor<B, 3> {
         let [b, nk, _] = z.dims();
+        let z_device = z.device();
         let nt = target.dims()[0];
         let pd = self.mask_token.dims()[0];
         let slots = self.slots.val();
         // [batch, n_keep, pd]
         let ctx =
-            self.embed.forward(z) + slots.clone().select(0, keep.clone()).reshape([1, nk, pd]);
+            dense(&self.embed, z) + slots.clone().select(0, keep.clone()).reshape([1, nk, pd]);
         // [batch, n_target, pd]
         let tgt = (slots.select(0, target.clone()) + self.mask_token.val().reshape([1, pd]))
             .reshape([1, nt, pd])
             .expand([b, nt, pd]);
         let x = Tensor::cat(vec![ctx, tgt], 1);
-        let mask = Tensor::cat(vec![keep_mask, target_mask], 1);
-        let h = self.transformer.forward(x, mask, drop).narrow(1, nk, nt);
-        self.out.forward(h)
+        let keys = keep_keys.cat(target_keys, &z_device);
+        let h = self.transformer.forward(x, &keys, drop).narrow(1, nk, nt);
+        dense(&self.out, h)
     }
 }

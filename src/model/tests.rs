@@ -7,7 +7,7 @@ use super::TokenizerKind;
 use super::backend::CpuBackend;
 use super::checkpoint;
 use super::data::{Normalization, Prepared};
-use super::encoder::Dropout;
+use super::encoder::{Dropout, Keys};
 use super::heads::Classifier;
 use super::jepa::{JepaSettings, JepaTrainer, MaskPlan, pretrain};
 use super::predictor::Predictor;
@@ -122,9 +122,16 @@ fn shapes_of_classifier_and_predictor() {
     let tm = b.token_mask.clone().select(1, tgt.clone());
     let z = m
         .encoder
-        .forward_subset(&b, &keep, km.clone(), &mut Dropout::none());
+        .forward_subset(&b, &keep, &Keys::Masked(km.clone()), &mut Dropout::none());
     assert_eq!(z.dims(), [4, 3, 16]);
-    let out = p.forward(z, &keep, km, &tgt, tm, &mut Dropout::none());
+    let out = p.forward(
+        z,
+        &keep,
+        Keys::Masked(km),
+        &tgt,
+        Keys::Masked(tm),
+        &mut Dropout::none(),
+    );
     assert_eq!(out.dims(), [4, 2, 16]);
 }
 
@@ -358,4 +365,23 @@ fn supervised_training_learns_a_separable_signal_and_is_deterministic() {
 
 fn m_shapes(s: &TrainSettings) -> Classifier<B> {
     Classifier::<B>::new(&s.arch, &mut Rng::stream(0, "x"), &Default::default())
+}
+
+#[test]
+fn a_batch_with_every_token_present_skips_the_mask_and_gives_the_same_bits() {
+    let c = tiny_cohort(6, 1, 0.0);
+    let a = arch(&c);
+    let data = Prepared::new(&c, &Normalization::fit(&c), ModelClass::Multimodal).unwrap();
+    let b = batch_of(&data, &[0, 1, 2, 3]);
+    assert!(b.complete, "the tiny cohort has every token present");
+    let dev = Default::default();
+    let m = Classifier::<B>::new(&a, &mut Rng::stream(0, "t"), &dev);
+    let all = m.encoder.forward(&b, &b.keys(), &mut Dropout::none());
+    let ones = Keys::Masked(Tensor::ones([4, a.tokens()], &dev));
+    let masked = m.encoder.forward(&b, &ones, &mut Dropout::none());
+    assert!(matches!(b.keys(), Keys::All(_)));
+    assert_eq!(
+        to_vec(all.flatten::<1>(0, 2)).unwrap(),
+        to_vec(masked.flatten::<1>(0, 2)).unwrap()
+    );
 }

@@ -20,7 +20,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 
 use super::data::HostBatch;
-use super::encoder::{Dropout, Transformer};
+use super::encoder::{Dropout, Keys, Transformer};
 use super::init;
 use super::{Arch, TokenizerKind};
 use crate::rng::Rng;
@@ -125,34 +125,33 @@ impl<B: Backend> TokenEncoder<B> {
         }
     }
 
-    /// All tokens, attending only to tokens where `key_mask` is 1 → `[batch, tokens, dim]`.
+    /// All tokens, attending only to `keys` → `[batch, tokens, dim]`.
     pub fn forward(
         &self,
         input: &BatchTensors<B>,
-        key_mask: Tensor<B, 2>,
+        keys: &Keys<B>,
         drop: &mut Dropout,
     ) -> Tensor<B, 3> {
         let x = self
             .tokenizer
             .forward(input.imaging.clone(), input.clinical.clone());
-        self.transformer.forward(x, key_mask, drop)
+        self.transformer.forward(x, keys, drop)
     }
 
     /// Only the token slots `keep` (attending among themselves, minus masked keys)
-    /// → `[batch, keep.len(), dim]`. `keep_mask` is the presence mask of those slots,
-    /// `[batch, keep.len()]`.
+    /// → `[batch, keep.len(), dim]`. `keys` are the keys of those slots, `[batch, keep.len()]`.
     pub fn forward_subset(
         &self,
         input: &BatchTensors<B>,
         keep: &Tensor<B, 1, burn::tensor::Int>,
-        keep_mask: Tensor<B, 2>,
+        keys: &Keys<B>,
         drop: &mut Dropout,
     ) -> Tensor<B, 3> {
         let x = self
             .tokenizer
             .forward(input.imaging.clone(), input.clinical.clone())
             .select(1, keep.clone());
-        self.transformer.forward(x, keep_mask, drop)
+        self.transformer.forward(x, keys, drop)
     }
 }
 
@@ -167,6 +166,8 @@ pub struct BatchTensors<B: Backend> {
     pub token_mask: Tensor<B, 2>,
     /// `[batch]` labels (absent when unlabeled).
     pub labels: Option<Tensor<B, 1>>,
+    /// Every token of every patient is present (`token_mask` holds only ones).
+    pub complete: bool,
 }
 
 impl<B: Backend> BatchTensors<B> {
@@ -192,7 +193,13 @@ impl<B: Backend> BatchTensors<B> {
             ),
             labels: (!h.labels.is_empty())
                 .then(|| Tensor::from_data(TensorData::new(h.labels.clone(), [b]), device)),
+            complete: h.token_mask.iter().all(|&m| m == 1.0),
         }
+    }
+
+    /// The keys attention may read: the present tokens.
+    pub fn keys(&self) -> Keys<B> {
+        Keys::of(self.token_mask.clone(), self.complete)
     }
 }
 

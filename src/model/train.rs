@@ -80,6 +80,26 @@ fn bce_host(logits: &[f32], labels: &[u8]) -> f64 {
         / n
 }
 
+/// One supervised step on a labeled `batch`: BCE loss, backward, AdamW with `(lr, weight decay,
+/// gradient clip)`. Returns the updated model and the batch's loss.
+pub fn train_step<B: AutodiffBackend>(
+    model: Classifier<B>,
+    opt: &mut AdamW<B>,
+    batch: &BatchTensors<B>,
+    drop: &mut Dropout,
+    (lr, weight_decay, clip): (f64, f64, f64),
+) -> Result<(Classifier<B>, f64), String> {
+    let y = batch
+        .labels
+        .clone()
+        .ok_or_else(|| "a training batch has no labels".to_string())?;
+    let loss = bce_with_logits(model.forward(batch, drop), y);
+    let grads = loss.backward();
+    let l = loss.into_scalar().elem::<f64>();
+    let (model, _) = opt.step(model, &grads, lr, weight_decay, clip);
+    Ok((model, l))
+}
+
 /// Trains a classifier on the labeled `data`; `init` replaces the encoder's initial weights.
 /// Returns the best classifier (lowest validation loss) and the curve.
 pub fn train_classifier<B: AutodiffBackend>(
@@ -133,27 +153,20 @@ pub fn train_classifier<B: AutodiffBackend>(
                 (data.clin_tokens, data.clin_width),
                 device,
             );
-            let y = batch
-                .labels
-                .clone()
-                .ok_or_else(|| "a training batch has no labels".to_string())?;
             let mut drop = Dropout {
                 p: s.arch.dropout,
                 rng: Some(&mut drop_rng),
             };
-            let loss = bce_with_logits(model.forward(&batch, &mut drop), y);
-            let grads = loss.backward();
-            let l = loss.into_scalar().elem::<f64>();
+            let (m, l) = train_step(
+                model,
+                &mut opt,
+                &batch,
+                &mut drop,
+                (sched.lr(step), sched.weight_decay(step), s.optim.clip_grad),
+            )?;
             if !l.is_finite() {
                 return Err(format!("the training loss became {l} at step {step}"));
             }
-            let (m, _) = opt.step(
-                model,
-                &grads,
-                sched.lr(step),
-                sched.weight_decay(step),
-                s.optim.clip_grad,
-            );
             model = m;
             loss_sum += l * idx.len() as f64;
             seen += idx.len() as f64;
