@@ -2,6 +2,11 @@
 //! group, so that Ctrl-C reaches only the dispatcher and the dispatcher can kill a task together
 //! with everything its command started. A stage's `resources.time` is enforced here: past it, the
 //! task's whole process group is killed and the attempt fails with `time limit … exceeded`.
+//!
+//! `ORCHESTRATE_WORKER_WRAPPER` runs every worker under a wrapper command: its words (split on
+//! whitespace, no shell quoting) come before the worker's command line, e.g. `nice -n 10`,
+//! `apptainer exec image.sif`, or `qemu-x86_64 -cpu Nehalem` (how the tests check that artifacts
+//! do not depend on the CPU the workers run on).
 
 use std::fs;
 use std::path::Path;
@@ -12,8 +17,13 @@ use std::time::Duration;
 use super::ExecError as Error;
 use super::executor::{Executor, Launched, TaskEnd, WorkerExit};
 
+/// The environment variable naming a command to run every local worker under.
+pub const WORKER_WRAPPER_ENV: &str = "ORCHESTRATE_WORKER_WRAPPER";
+
 pub struct LocalExecutor {
     worker_exe: std::path::PathBuf,
+    /// The wrapper command's words (empty: none).
+    wrapper: Vec<String>,
     /// Per stage index: its wall-time limit and the limit as the user wrote it.
     limits: Vec<Option<(Duration, String)>>,
 }
@@ -23,7 +33,16 @@ impl LocalExecutor {
     pub fn new(limits: Vec<Option<(Duration, String)>>) -> Result<LocalExecutor, Error> {
         let worker_exe = std::env::current_exe()
             .map_err(|e| Error::Internal(format!("cannot locate the orchestrate binary: {e}")))?;
-        Ok(LocalExecutor { worker_exe, limits })
+        let wrapper = std::env::var(WORKER_WRAPPER_ENV)
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        Ok(LocalExecutor {
+            worker_exe,
+            wrapper,
+            limits,
+        })
     }
 }
 
@@ -49,7 +68,14 @@ impl Executor for LocalExecutor {
         let log = scratch.join("worker.log");
         let log_file = fs::File::create(&log).map_err(|e| Error::io(&log, e))?;
         let log_err = log_file.try_clone().map_err(|e| Error::io(&log, e))?;
-        let mut cmd = Command::new(&self.worker_exe);
+        let mut cmd = match self.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(&self.worker_exe);
+                c
+            }
+            None => Command::new(&self.worker_exe),
+        };
         cmd.arg("worker")
             .arg("--task")
             .arg(task)
@@ -61,9 +87,13 @@ impl Executor for LocalExecutor {
             cmd.process_group(0);
         }
         crate::task::die_with_parent(&mut cmd);
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| Error::Internal(format!("cannot start a worker: {e}")))?;
+        let mut child = cmd.spawn().map_err(|e| match self.wrapper.is_empty() {
+            true => Error::Internal(format!("cannot start a worker: {e}")),
+            false => Error::Internal(format!(
+                "cannot start a worker under `{}` (from {WORKER_WRAPPER_ENV}): {e}",
+                self.wrapper.join(" ")
+            )),
+        })?;
         let pgid = child.id() as i32;
         // The watchdog: kills the group at the deadline unless the worker ended first.
         let timed_out = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));

@@ -27,6 +27,8 @@ pub struct DeviceInfo {
     pub backend: String,
     /// The device, e.g. `flex-cpu` or `cuda:0`.
     pub device: String,
+    /// What the arithmetic depends on beyond the binary ([`cpu_kernels`], or `cuda`).
+    pub kernels: String,
 }
 
 /// A computation written once for any autodiff backend.
@@ -68,14 +70,46 @@ pub fn tune_allocator() {
 
 /// The device a backend runs on (what records say).
 pub fn device_info(backend: Backend) -> DeviceInfo {
-    let (backend, device) = match backend {
+    let (name, device) = match backend {
         Backend::Cpu => ("cpu", "flex-cpu"),
         Backend::Cuda => ("cuda", "cuda:0"),
     };
     DeviceInfo {
-        backend: backend.to_string(),
+        backend: name.to_string(),
         device: device.to_string(),
+        kernels: match backend {
+            Backend::Cpu => cpu_kernels(),
+            Backend::Cuda => "cuda".to_string(),
+        },
     }
+}
+
+/// The CPU kernels this process runs, in words: what a model's bits depend on besides the
+/// binary and its inputs, e.g. `simd V3, gemm fma k-block 512 (L1d 32 KiB 8-way)`.
+///
+/// burn's CPU backend picks its kernels when it runs, from the CPU it finds: the SIMD level of
+/// its elementwise and reduction kernels (macerator: `V4` AVX-512, `V3` AVX2+FMA, `V2` SSE4.2,
+/// `Scalar`; a wider vector sums in another order), the matrix-multiply microkernel (gemm:
+/// FMA or not; a fused multiply-add rounds once), and gemm's k-block, which it sizes from the
+/// L1 data cache (a sum over `k` is rounded once per block). Two machines with the same
+/// signature run the same instructions on the same data in the same order, so the same binary
+/// gives the same bits; with different signatures the artifacts may differ in the last bits,
+/// and `reproduce` compares metrics within the lock's tolerances instead.
+pub fn cpu_kernels() -> String {
+    let simd = format!("{:?}", macerator::Arch::new());
+    let l1 = gemm_common::cache::CACHE_INFO[0];
+    let l1_text = format!("L1d {} KiB {}-way", l1.cache_bytes / 1024, l1.associativity);
+    #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+    let gemm = if std::arch::is_x86_feature_detected!("fma") {
+        // gemm's f32 FMA microkernel is 16 × 6; the k-block is sized for it.
+        let kc = gemm_common::cache::kernel_params(1 << 12, 1 << 12, 1 << 20, 16, 6, 4).kc;
+        format!("fma k-block {kc}")
+    } else {
+        "scalar".to_string()
+    };
+    #[cfg(not(any(target_arch = "x86", target_arch = "x86_64")))]
+    let gemm = std::env::consts::ARCH.to_string();
+    format!("simd {simd}, gemm {gemm} ({l1_text})")
 }
 
 /// Runs `job` on `backend` (checked first).
@@ -137,6 +171,15 @@ pub fn cuda_available() -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cpu_kernel_signature_names_the_simd_level_the_gemm_path_and_the_l1_cache() {
+        let k = cpu_kernels();
+        assert!(k.starts_with("simd "), "{k}");
+        assert!(k.contains(", gemm "), "{k}");
+        assert!(k.contains("L1d "), "{k}");
+        assert_eq!(k, cpu_kernels(), "the signature is stable within a process");
+    }
 
     #[test]
     fn cpu_is_always_available() {

@@ -111,5 +111,6 @@ pub fn run(task: &TaskFile, log: &mut dyn Write) -> Result<Value, String> {
         "patients": counts,
         "backend": info.backend,
         "device": info.device,
+        "kernels": info.kernels,
     }))
 }

@@ -363,6 +363,7 @@ pub fn run(task: &TaskFile, log: &mut dyn Write) -> Result<Value, String> {
                 "n": cohort.n,
                 "backend": info.backend,
                 "device": info.device,
+                "kernels": info.kernels,
             }))
         }
         Method::Supervised => {
@@ -403,6 +404,7 @@ pub fn run(task: &TaskFile, log: &mut dyn Write) -> Result<Value, String> {
                 "n_val": out.n_val,
                 "backend": info.backend,
                 "device": info.device,
+                "kernels": info.kernels,
             }))
         }
     }

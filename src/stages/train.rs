@@ -207,5 +207,6 @@ pub fn run(task: &TaskFile, log: &mut dyn Write) -> Result<Value, String> {
         "n_val": out.n_val,
         "backend": info.backend,
         "device": info.device,
+        "kernels": info.kernels,
     }))
 }

@@ -405,6 +405,7 @@ mod tests {
                 os: "linux".to_string(),
                 arch: "x86_64".to_string(),
                 backend: backend.to_string(),
+                kernels: Some("simd V3, gemm fma k-block 512 (L1d 32 KiB 8-way)".to_string()),
             },
             tolerance: TolerancePolicy::default_for("cpu"),
             data: BTreeMap::from([("data/a.csv".to_string(), "d1".to_string())]),
@@ -498,5 +499,26 @@ mod tests {
                 reasons: vec!["seed changed (1 → 2)".to_string()]
             })
         );
+    }
+
+    #[test]
+    fn other_cpu_kernels_on_the_same_platform_compare_metrics_within_tolerance() {
+        let mut here = lock("cpu", pipeline("t2", 0.803));
+        here.platform.kernels = Some("simd V2, gemm scalar (L1d 32 KiB 8-way)".to_string());
+        let v = compare(&lock("cpu", pipeline("t", 0.8)), &here, "l");
+        assert_eq!(v.mode, "tolerance");
+        assert!(v.ok, "{:#?}", v.rows);
+        assert_eq!(v.verdict("eval").unwrap().outcome, Outcome::WithinTolerance);
+        let line = crate::verify::render_table(&v);
+        assert!(line.contains("kernels simd V3"), "{line}");
+        assert!(line.contains("kernels simd V2"), "{line}");
+        // The same kernels: the same bits are required.
+        let same = compare(
+            &lock("cpu", pipeline("t", 0.8)),
+            &lock("cpu", pipeline("t2", 0.803)),
+            "l",
+        );
+        assert_eq!(same.mode, "identical");
+        assert!(!same.ok);
     }
 }

@@ -43,6 +43,7 @@ impl Workspace {
             .args(args)
             .env("NO_COLOR", "1")
             .env_remove("ORCHESTRATE_STORE")
+            .env_remove("ORCHESTRATE_WORKER_WRAPPER")
             .env_remove("CUDA_VISIBLE_DEVICES");
         c
     }
@@ -75,6 +76,7 @@ impl Workspace {
             .args(args)
             .env("NO_COLOR", "1")
             .env_remove("ORCHESTRATE_STORE")
+            .env_remove("ORCHESTRATE_WORKER_WRAPPER")
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()

@@ -377,7 +377,7 @@ fn the_reviewer_decides_the_tolerance_policy() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.contains("Policy: every item identical on the lock's platform; across platforms auc ±0.005, other metrics identical (the policy of lock `experiments/rules.lock`, no looser than the defaults)."),
+        stdout.contains("Policy: every item identical on the lock's platform and CPU kernels; elsewhere auc ±0.005, baseline_loss ±0.001, best_val_auc ±0.005, best_val_loss ±0.001, final_loss ±0.001, target_std_last ±0.001, target_std_min ±0.001, other metrics identical (the policy of lock `experiments/rules.lock`, no looser than the defaults)."),
         "{stdout}"
     );
 }

@@ -3,6 +3,7 @@
 mod cache_rules;
 mod cli;
 mod common;
+mod cpu_kernels;
 mod data_stages;
 mod evaluate;
 mod faults;
