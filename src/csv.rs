@@ -48,7 +48,7 @@ pub fn shown(value: &str) -> String {
 #[derive(Debug, Clone)]
 pub struct Record {
     /// 1-based line of the file where the record starts.
-    pub row: usize,
+    pub line: usize,
     pub fields: Vec<String>,
 }
 
@@ -131,7 +131,10 @@ impl<R: Read> Reader<R> {
             if fields.len() == 1 && fields[0].is_empty() {
                 continue; // a blank line
             }
-            return Ok(Some(Record { row: start, fields }));
+            return Ok(Some(Record {
+                line: start,
+                fields,
+            }));
         }
     }
 }
@@ -302,7 +305,7 @@ impl Table {
             None => return Ok(t),
             Some(h) => {
                 t.header = h.fields;
-                t.header_line = h.row;
+                t.header_line = h.line;
             }
         }
         for r in records {
@@ -317,14 +320,14 @@ impl Table {
     /// Appends one data record.
     fn push(&mut self, r: &Record) -> Result<(), CsvError> {
         let too_big = || CsvError::At {
-            line: r.row,
+            line: r.line,
             message: format!(
                 "the table holds more than {} GiB of text: split it into several files",
                 (MAX_TABLE_BYTES + 1) >> 30
             ),
         };
         let first = u32::try_from(self.ends.len()).map_err(|_| too_big())?;
-        let line = u32::try_from(r.row).map_err(|_| too_big())?;
+        let line = u32::try_from(r.line).map_err(|_| too_big())?;
         self.rows.push((line, first));
         for f in &r.fields {
             if self.text.len() + f.len() > MAX_TABLE_BYTES {
@@ -424,7 +427,7 @@ mod tests {
     fn csv_records_handle_quotes_crlf_and_blank_lines() {
         let recs = records("\u{feff}a,b\r\n\"x,1\",\"say \"\"hi\"\"\"\n\n\"multi\nline\",2\n3,4")
             .expect("parses");
-        let rows: Vec<usize> = recs.iter().map(|r| r.row).collect();
+        let rows: Vec<usize> = recs.iter().map(|r| r.line).collect();
         assert_eq!(rows, [1, 2, 4, 6]);
         assert_eq!(recs[0].fields, ["a", "b"]);
         assert_eq!(recs[1].fields, ["x,1", "say \"hi\""]);

@@ -18,6 +18,7 @@ pub mod kinds;
 pub mod model;
 pub mod plan;
 pub mod report;
+pub mod results;
 pub mod rng;
 pub mod stages;
 pub mod stats;

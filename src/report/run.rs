@@ -16,7 +16,7 @@ use super::ReportError;
 use super::context::{
     CONTEXT_FILE, CONTEXT_FORMAT, ComputeUse, CurveSource, RunContext, RunInfo, StageContext,
 };
-use super::input::{CurveInput, EvaluationInput, ReportConfig, ResultsDoc, split_results};
+use super::input::{CurveInput, EvaluationInput, ReportConfig, split_results};
 use super::render::Templates;
 use super::view::ReportInputs;
 use crate::dsl::{Dep, Experiment};
@@ -196,11 +196,10 @@ pub fn evaluations(run: &RunInfo) -> Result<Vec<EvaluationInput>, ReportError> {
     split_results(&v)
         .into_iter()
         .map(|(stage, doc)| {
-            let results: ResultsDoc =
-                serde_json::from_value(doc).map_err(|e| ReportError::Input {
-                    path: path.clone(),
-                    message: e.to_string(),
-                })?;
+            let results = crate::results::parse(doc).map_err(|message| ReportError::Input {
+                path: path.clone(),
+                message,
+            })?;
             let stage = stage.or_else(|| single_stage.clone());
             let coords = stage
                 .as_deref()

@@ -319,8 +319,8 @@ pub fn outputs(config: &Value) -> Vec<(String, String)> {
 pub struct LoadError {
     /// The file as the user named it (relative to the workspace when inside it).
     pub file: String,
-    /// 1-based line where the record starts; the header is row 1.
-    pub row: Option<usize>,
+    /// 1-based line where the record starts; the header is line 1.
+    pub line: Option<usize>,
     /// The column, by header name or, past the header, by 1-based position.
     pub column: Option<String>,
     pub message: String,
@@ -329,8 +329,8 @@ pub struct LoadError {
 impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "`{}`", self.file)?;
-        if let Some(r) = self.row {
-            write!(f, " row {r}")?;
+        if let Some(r) = self.line {
+            write!(f, " line {r}")?;
         }
         if let Some(c) = &self.column {
             write!(f, ", column {c}")?;
@@ -358,10 +358,15 @@ struct RowStream {
 }
 
 impl Table {
-    fn error(file: &str, row: Option<usize>, column: Option<String>, message: String) -> LoadError {
+    fn error(
+        file: &str,
+        line: Option<usize>,
+        column: Option<String>,
+        message: String,
+    ) -> LoadError {
         LoadError {
             file: file.to_string(),
-            row,
+            line,
             column,
             message,
         }
@@ -380,7 +385,7 @@ impl Table {
         let Some(head) = rows.header().map_err(|e| Table::csv_error(file, e))? else {
             return Err(Table::empty(file));
         };
-        Table::check_header(file, &head.fields, head.row)?;
+        Table::check_header(file, &head.fields, head.line)?;
         let table = Table {
             file: file.to_string(),
             header: head.fields,
@@ -503,7 +508,7 @@ impl Table {
     fn err(&self, row: usize, column: usize, message: impl Into<String>) -> LoadError {
         LoadError {
             file: self.file.clone(),
-            row: Some(row),
+            line: Some(row),
             column: Some(format!("`{}`", self.header[column])),
             message: message.into(),
         }
@@ -516,7 +521,7 @@ impl Table {
             .position(|h| h == name)
             .ok_or_else(|| LoadError {
                 file: self.file.clone(),
-                row: Some(1),
+                line: Some(1),
                 column: Some(format!("`{name}`")),
                 message: format!("no such column in the header ({why})"),
             })
@@ -675,7 +680,7 @@ fn check_split_width(t: &Table, cols: &[usize], tokens: usize, key: &str) -> Res
     if !cols.len().is_multiple_of(tokens) {
         return Err(LoadError {
             file: t.file.clone(),
-            row: Some(1),
+            line: Some(1),
             column: Some(format!("`{}`", t.header[cols[0]])),
             message: format!(
                 "{} feature columns do not split into {tokens} tokens of equal width (set `{key}` to a divisor of {})",
@@ -697,7 +702,7 @@ fn refuse_empty_patients(
     if let Some(i) = (0..ids.len()).find(|&i| !imaging[i] && !clinical[i]) {
         return Err(LoadError {
             file: file.clone(),
-            row: Some(origin[i]),
+            line: Some(origin[i]),
             column: Some(format!("`{col}`")),
             message: format!(
                 "patient `{}` has neither imaging nor clinical features",
@@ -728,7 +733,7 @@ fn load_lab(
     if clin_cols.is_empty() {
         return Err(LoadError {
             file: clin.file.clone(),
-            row: Some(1),
+            line: Some(1),
             column: None,
             message: format!(
                 "no column starts with `{}` (`lab.clin_prefix`)",
@@ -764,7 +769,7 @@ fn load_lab(
                 r.line,
                 c_id,
                 format!(
-                    "duplicate id: scan `{}` is also on row {first}",
+                    "duplicate id: scan `{}` is also on line {first}",
                     csv::shown(&scan)
                 ),
             ));
@@ -802,7 +807,7 @@ fn load_lab(
                         r.line,
                         c_pid,
                         format!(
-                            "duplicate id: patient `{pid}` is also on row {} (`session_policy: single` wants one row per patient; `latest` keeps the latest session)",
+                            "duplicate id: patient `{pid}` is also on line {} (`session_policy: single` wants one row per patient; `latest` keeps the latest session)",
                             prev.row
                         ),
                     ));
@@ -812,7 +817,7 @@ fn load_lab(
                         r.line,
                         c_session,
                         format!(
-                            "duplicate id: patient `{pid}` has session {session} on row {} too",
+                            "duplicate id: patient `{pid}` has session {session} on line {} too",
                             prev.row
                         ),
                     ));
@@ -834,7 +839,7 @@ fn load_lab(
     if img_cols.is_empty() {
         return Err(LoadError {
             file: img.file.clone(),
-            row: Some(1),
+            line: Some(1),
             column: None,
             message: format!(
                 "no column starts with `{}` (`lab.img_prefix`)",
@@ -881,7 +886,7 @@ fn load_lab(
             return Err(img.err(
                 r.line,
                 i_nodule,
-                format!("duplicate id: scan `{scan}` nodule {k} is also on row {first}"),
+                format!("duplicate id: scan `{scan}` nodule {k} is also on line {first}"),
             ));
         }
         slots[k] = Some((r.line, parse_features(img, &r, &img_cols)?));
@@ -999,7 +1004,7 @@ fn refuse_duplicate_ids(
             rows[i],
             c_id,
             format!(
-                "duplicate id: patient `{}` is also on row {}",
+                "duplicate id: patient `{}` is also on line {}",
                 csv::shown(&ids[i]),
                 rows[first]
             ),
@@ -1025,7 +1030,7 @@ fn plain_columns(
     if cols.is_empty() {
         return Err(LoadError {
             file: t.file.clone(),
-            row: Some(1),
+            line: Some(1),
             column: None,
             message: format!("no feature column for `plain.{key}`"),
         });
@@ -1054,7 +1059,7 @@ fn load_plain(
     if let Some(&c) = img_cols.iter().find(|c| clin_cols.contains(c)) {
         return Err(LoadError {
             file: t.file.clone(),
-            row: Some(1),
+            line: Some(1),
             column: Some(format!("`{}`", t.header[c])),
             message: "the column is declared for both imaging and clinical".to_string(),
         });
@@ -1139,10 +1144,10 @@ fn check_across_splits(loaded: &[LoadedSplit]) -> Result<(), LoadError> {
         let id = &s.cohort.ids[i as usize];
         return Err(LoadError {
             file: file.clone(),
-            row: Some(s.origin[i as usize]),
+            line: Some(s.origin[i as usize]),
             column: Some(format!("`{column}`")),
             message: format!(
-                "split overlap: patient `{}` of split `{}` is also in split `{}` (`{}` row {})",
+                "split overlap: patient `{}` of split `{}` is also in split `{}` (`{}` line {})",
                 csv::shown(id),
                 s.cohort.name,
                 first.cohort.name,
@@ -1164,7 +1169,7 @@ fn check_across_splits(loaded: &[LoadedSplit]) -> Result<(), LoadError> {
                     let (file, col) = &s.width_origin[k];
                     return Err(LoadError {
                         file: file.clone(),
-                        row: Some(1),
+                        line: Some(1),
                         column: Some(format!("`{col}`")),
                         message: format!(
                             "inconsistent widths: {name} is {} tokens × {} features here but {} × {} in split `{}` (`{}`)",

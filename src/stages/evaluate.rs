@@ -19,10 +19,15 @@ use std::io::Write;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::config::{ConfigError, from_task, typed};
 use crate::kinds::DepSpec;
+use crate::results::{
+    BootstrapDoc, BootstrapMethodDoc, CalibrationDoc, CohortDoc, ComparisonDoc, IntervalDoc,
+    MethodsDoc, ModelDoc, PairedBootstrapDoc, PairedDelongDoc, RESULTS_FORMAT, ResultsDoc, SeedDoc,
+    ShiftDoc, SpreadDoc,
+};
 use crate::stats::{self, BootstrapConfig, Direction, IntervalMethod};
 use crate::task::TaskFile;
 
@@ -32,8 +37,6 @@ pub const DEPS: DepSpec = DepSpec {
     required: &[],
     optional: &["truth", "*"],
 };
-
-pub const RESULTS_FORMAT: u32 = 1;
 
 /// Two models compared on the same patients of one cohort: ΔAUC = AUC(a) − AUC(b).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -133,13 +136,20 @@ struct ScoreRow {
     score: f64,
 }
 
+/// Reads a predict stage's `scores.csv` (through [`crate::csv`]: its quoting rules and limits, and
+/// the file's line in every error).
 fn read_scores(path: &Path, rows: &mut Vec<ScoreRow>) -> Result<(), String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
+    let at = |line: usize| format!("`{}` line {line}", path.display());
+    let file =
+        std::fs::File::open(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    let mut records = crate::csv::Reader::new(file);
+    let header = match records.next() {
+        Some(Ok(h)) => h.fields,
+        Some(Err(e)) => return Err(format!("`{}`: {e}", path.display())),
+        None => Vec::new(),
+    };
     let col = |name: &str| {
-        header.iter().position(|h| *h == name).ok_or_else(|| {
+        header.iter().position(|h| h == name).ok_or_else(|| {
             format!(
                 "`{}` has no column `{name}` (columns: {})",
                 path.display(),
@@ -155,24 +165,26 @@ fn read_scores(path: &Path, rows: &mut Vec<ScoreRow>) -> Result<(), String> {
         col("label")?,
         col("score")?,
     );
-    for (n, line) in lines.enumerate() {
-        if line.is_empty() {
-            continue;
-        }
-        let f: Vec<&str> = line.split(',').collect();
-        let row = n + 2;
+    for record in records {
+        let r = record.map_err(|e| format!("`{}`: {e}", path.display()))?;
         let get = |k: usize| {
-            f.get(k)
-                .copied()
-                .ok_or_else(|| format!("`{}` row {row}: too few columns", path.display()))
+            r.fields.get(k).map(String::as_str).ok_or_else(|| {
+                format!(
+                    "{}: {} fields but the header has {}",
+                    at(r.line),
+                    r.fields.len(),
+                    header.len()
+                )
+            })
         };
         let label = match get(l)? {
             "1" => true,
             "0" => false,
             other => {
                 return Err(format!(
-                    "`{}` row {row}, column `label`: `{other}` is not 0 or 1",
-                    path.display()
+                    "{}, column `label`: `{}` is not 0 or 1",
+                    at(r.line),
+                    crate::csv::shown(other)
                 ));
             }
         };
@@ -180,20 +192,12 @@ fn read_scores(path: &Path, rows: &mut Vec<ScoreRow>) -> Result<(), String> {
             .parse()
             .ok()
             .filter(|v: &f64| v.is_finite())
-            .ok_or_else(|| {
-                format!(
-                    "`{}` row {row}, column `score`: not a finite number",
-                    path.display()
-                )
-            })?;
+            .ok_or_else(|| format!("{}, column `score`: not a finite number", at(r.line)))?;
         rows.push(ScoreRow {
             model: get(m)?.to_string(),
-            seed: get(s)?.parse().map_err(|_| {
-                format!(
-                    "`{}` row {row}, column `seed`: not a whole number",
-                    path.display()
-                )
-            })?,
+            seed: get(s)?
+                .parse()
+                .map_err(|_| format!("{}, column `seed`: not a whole number", at(r.line)))?,
             cohort: get(c)?.to_string(),
             id: get(i)?.to_string(),
             label,
@@ -290,6 +294,17 @@ fn evaluate(
     cfg: &EvaluateConfig,
     truth: Option<&Value>,
 ) -> Result<Value, String> {
+    let doc = evaluate_doc(stage, rows, cfg, truth)?;
+    serde_json::to_value(&doc).map_err(|e| format!("cannot encode the results: {e}"))
+}
+
+/// Everything `evaluate` computes, as the typed `results.json` document.
+fn evaluate_doc(
+    stage: &str,
+    rows: &[ScoreRow],
+    cfg: &EvaluateConfig,
+    truth: Option<&Value>,
+) -> Result<ResultsDoc, String> {
     let groups = group(rows)?;
     let boot = BootstrapConfig {
         resamples: cfg.bootstrap.resamples,
@@ -301,7 +316,7 @@ fn evaluate(
     let models: BTreeSet<&str> = groups.keys().map(|(m, _)| m.as_str()).collect();
     let cohorts: BTreeSet<&str> = groups.keys().map(|(_, c)| c.as_str()).collect();
 
-    let mut cohort_info = serde_json::Map::new();
+    let mut cohort_info = BTreeMap::new();
     for c in &cohorts {
         let s = groups
             .iter()
@@ -309,15 +324,19 @@ fn evaluate(
             .map(|(_, s)| s)
             .expect("cohort has a model");
         let n_pos = s.labels.iter().filter(|&&l| l).count();
-        let bayes = truth
+        let bayes_auc = truth
             .and_then(|t| t.get("bayes_auc"))
             .and_then(|b| b.get(*c))
-            .cloned()
-            .unwrap_or(Value::Null);
+            .and_then(Value::as_f64);
         cohort_info.insert(
             c.to_string(),
-            json!({"n": s.ids.len(), "n_pos": n_pos, "n_neg": s.ids.len() - n_pos,
-                   "prevalence": n_pos as f64 / s.ids.len().max(1) as f64, "bayes_auc": bayes}),
+            CohortDoc {
+                n: s.ids.len(),
+                n_pos,
+                n_neg: Some(s.ids.len() - n_pos),
+                prevalence: Some(n_pos as f64 / s.ids.len().max(1) as f64),
+                bayes_auc,
+            },
         );
     }
 
@@ -335,18 +354,20 @@ fn evaluate(
             cfg.bootstrap.method,
         )
         .map_err(|e| err(e, &what))?;
-        let per_seed: Vec<Value> = s
+        let per_seed: Vec<SeedDoc> = s
             .seeds
             .iter()
             .map(|(seed, scores)| {
-                let d = stats::delong_ci(scores, &s.labels, dir, cfg.level).map_err(|e| err(e, &what))?;
-                Ok(json!({"seed": seed, "auc": d.auc, "delong": {"lo": d.lo, "hi": d.hi, "se": d.se}}))
+                let d = stats::delong_ci(scores, &s.labels, dir, cfg.level)
+                    .map_err(|e| err(e, &what))?;
+                Ok(SeedDoc {
+                    seed: *seed,
+                    auc: Some(d.auc),
+                    delong: interval(d.lo, d.hi, d.se),
+                })
             })
             .collect::<Result<_, String>>()?;
-        let aucs: Vec<f64> = per_seed
-            .iter()
-            .map(|v| v["auc"].as_f64().unwrap_or(f64::NAN))
-            .collect();
+        let aucs: Vec<f64> = per_seed.iter().map(|v| v.auc.unwrap_or(f64::NAN)).collect();
         let mean = aucs.iter().sum::<f64>() / aucs.len() as f64;
         let sd = if aucs.len() > 1 {
             (aucs.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / (aucs.len() - 1) as f64).sqrt()
@@ -354,9 +375,9 @@ fn evaluate(
             0.0
         };
         let roc = stats::roc_curve(&s.ensemble, &s.labels, dir).map_err(|e| err(e, &what))?;
-        let roc: Vec<[f64; 2]> = thin(&roc, cfg.roc_points)
+        let roc = thin(&roc, cfg.roc_points)
             .iter()
-            .map(|p| [p.fpr, p.tpr])
+            .map(|p| [finite(p.fpr), finite(p.tpr)])
             .collect();
         let grid: Vec<f64> = (0..=100).map(|k| k as f64 / 100.0).collect();
         let band = stats::roc_band(
@@ -369,30 +390,47 @@ fn evaluate(
             &grid,
         )
         .map_err(|e| err(e, &what))?;
-        let roc_band: Vec<[f64; 3]> = band.iter().map(|p| [p.fpr, p.tpr_lo, p.tpr_hi]).collect();
+        let roc_band = band
+            .iter()
+            .map(|p| [finite(p.fpr), finite(p.tpr_lo), finite(p.tpr_hi)])
+            .collect();
         let probs: Vec<f64> = s.ensemble.iter().map(|&x| sigmoid(x)).collect();
         let calibration = stats::calibration(&probs, &s.labels)
-            .map(|c| json!({"intercept": c.intercept, "intercept_se": c.intercept_se, "slope": c.slope, "slope_se": c.slope_se}))
-            .unwrap_or(Value::Null);
-        results.push(json!({
-            "model": model,
-            "cohort": cohort,
-            "n": s.ids.len(),
-            "seeds": s.seeds.len(),
-            "auc": delong.auc,
-            "delong": {"lo": delong.lo, "hi": delong.hi, "se": delong.se},
-            "bootstrap": {"lo": bootstrap.lo, "hi": bootstrap.hi, "method": bootstrap.method.name(), "resamples": bootstrap.resamples, "used": bootstrap.used},
-            "per_seed": per_seed,
-            "seed_spread": {"mean": mean, "sd": sd,
-                            "min": aucs.iter().cloned().fold(f64::INFINITY, f64::min),
-                            "max": aucs.iter().cloned().fold(f64::NEG_INFINITY, f64::max)},
-            "roc": roc,
-            "roc_band": roc_band,
-            "calibration": calibration,
-        }));
+            .ok()
+            .map(|c| CalibrationDoc {
+                intercept: finite(c.intercept),
+                intercept_se: finite(c.intercept_se),
+                slope: finite(c.slope),
+                slope_se: finite(c.slope_se),
+            });
+        results.push(ModelDoc {
+            model: model.clone(),
+            cohort: cohort.clone(),
+            n: Some(s.ids.len()),
+            seeds: Some(s.seeds.len()),
+            auc: finite(delong.auc),
+            delong: interval(delong.lo, delong.hi, delong.se),
+            bootstrap: BootstrapDoc {
+                lo: finite(bootstrap.lo),
+                hi: finite(bootstrap.hi),
+                method: Some(bootstrap.method.name().to_string()),
+                resamples: Some(bootstrap.resamples as u64),
+                used: Some(bootstrap.used as u64),
+            },
+            per_seed,
+            seed_spread: SpreadDoc {
+                mean: finite(mean),
+                sd: finite(sd),
+                min: finite(aucs.iter().cloned().fold(f64::INFINITY, f64::min)),
+                max: finite(aucs.iter().cloned().fold(f64::NEG_INFINITY, f64::max)),
+            },
+            roc,
+            roc_band,
+            calibration,
+        });
     }
 
-    let compare = |c: &Comparison| -> Result<Value, String> {
+    let compare = |c: &Comparison| -> Result<ComparisonDoc, String> {
         let get = |m: &str| {
             groups.get(&(m.to_string(), c.cohort.clone())).ok_or_else(|| {
                 format!("comparison {} vs {} on `{}`: no scores of model `{m}` on that cohort (models: {}; cohorts: {})",
@@ -412,16 +450,33 @@ fn evaluate(
             .map_err(|e| err(e, &what))?;
         let pb = stats::paired_bootstrap(&a.ensemble, &b.ensemble, &a.labels, None, dir, &boot)
             .map_err(|e| err(e, &what))?;
-        Ok(json!({
-            "a": c.a, "b": c.b, "cohort": c.cohort,
-            "auc_a": d.auc_a, "auc_b": d.auc_b, "delta": d.delta,
-            "delong": {"z": d.z, "p": d.p, "lo": d.lo, "hi": d.hi, "se": d.se},
-            "bootstrap": {"lo": pb.lo, "hi": pb.hi, "p": pb.p, "resamples": pb.resamples, "used": pb.used},
-        }))
+        Ok(ComparisonDoc {
+            a: c.a.clone(),
+            b: c.b.clone(),
+            cohort: c.cohort.clone(),
+            auc_a: finite(d.auc_a),
+            auc_b: finite(d.auc_b),
+            delta: finite(d.delta),
+            delong: PairedDelongDoc {
+                z: finite(d.z),
+                p: finite(d.p),
+                lo: finite(d.lo),
+                hi: finite(d.hi),
+                se: finite(d.se),
+                p_holm: None,
+            },
+            bootstrap: PairedBootstrapDoc {
+                lo: finite(pb.lo),
+                hi: finite(pb.hi),
+                p: finite(pb.p),
+                resamples: Some(pb.resamples as u64),
+                used: Some(pb.used as u64),
+            },
+        })
     };
 
     let primary = cfg.primary.as_ref().map(&compare).transpose()?;
-    let mut secondary: Vec<Value> = cfg
+    let mut secondary: Vec<ComparisonDoc> = cfg
         .secondary
         .iter()
         .map(&compare)
@@ -429,11 +484,12 @@ fn evaluate(
     if !secondary.is_empty() {
         let ps: Vec<f64> = secondary
             .iter()
-            .map(|s| s["delong"]["p"].as_f64().unwrap_or(1.0))
+            .map(|s| s.delong.p.unwrap_or(1.0))
             .collect();
         let adjusted = stats::holm(&ps).map_err(|e| err(e, "Holm adjustment"))?;
         for (s, p) in secondary.iter_mut().zip(adjusted) {
-            s["delong"]["p_holm"] = json!(p);
+            // Written even when undefined (`null`): a secondary comparison always has the field.
+            s.delong.p_holm = Some(p);
         }
     }
     let mut versus_reference = Vec::new();
@@ -471,36 +527,83 @@ fn evaluate(
             };
             let u = stats::delong_unpaired(&i.ensemble, &i.labels, &e.ensemble, &e.labels, dir)
                 .map_err(|e| err(e, &format!("model `{m}` internal vs external")))?;
-            shifts.push(json!({"model": m, "auc_internal": u.auc_a, "auc_external": u.auc_b,
-                               "delta": u.delta, "se": u.se, "statistic": u.statistic, "df": u.df, "p": u.p}));
+            shifts.push(ShiftDoc {
+                model: m.to_string(),
+                auc_internal: finite(u.auc_a),
+                auc_external: finite(u.auc_b),
+                delta: finite(u.delta),
+                se: finite(u.se),
+                statistic: finite(u.statistic),
+                df: finite(u.df),
+                p: finite(u.p),
+            });
         }
     }
 
-    Ok(json!({
-        "format": RESULTS_FORMAT,
-        "stage": stage,
-        "methods": {
-            "auc": "Mann–Whitney U / (n_pos·n_neg) with ties counted ½; higher score = positive class",
-            "ensemble": "per patient, the mean of the model's scores (logits) over its training seeds",
-            "delong": format!("DeLong variance by the fast mid-rank algorithm (Sun & Xu 2014); normal {:.0}% interval", cfg.level * 100.0),
-            "bootstrap": {"method": cfg.bootstrap.method.name(), "resamples": cfg.bootstrap.resamples, "seed": cfg.bootstrap.seed,
-                          "stratified": cfg.bootstrap.stratified, "level": cfg.level},
-            "paired": "paired DeLong z-test and paired bootstrap of ΔAUC (the same resampled patients for both models)",
-            "unpaired": "unpaired DeLong test between cohorts (Welch-type degrees of freedom, as pROC)",
-            "adjustment": "Holm across the declared secondary comparisons; the primary comparison is not adjusted",
-            "seed_spread": "mean, sample sd, min and max of the per-seed AUCs: training variance, apart from test sampling",
-            "calibration": "logistic recalibration of sigmoid(score): intercept with logit offset, slope",
-            "roc_band": format!("pointwise {:.0}% percentile band of the TPR at FPR 0, 0.01, …, 1 over the same stratified bootstrap resamples and seed", cfg.level * 100.0),
-            "level": cfg.level,
+    let text = |t: &str| Some(t.to_string());
+    Ok(ResultsDoc {
+        format: RESULTS_FORMAT,
+        stage: stage.to_string(),
+        methods: MethodsDoc {
+            auc: text(
+                "Mann–Whitney U / (n_pos·n_neg) with ties counted ½; higher score = positive class",
+            ),
+            ensemble: text(
+                "per patient, the mean of the model's scores (logits) over its training seeds",
+            ),
+            delong: Some(format!(
+                "DeLong variance by the fast mid-rank algorithm (Sun & Xu 2014); normal {:.0}% interval",
+                cfg.level * 100.0
+            )),
+            bootstrap: BootstrapMethodDoc {
+                method: Some(cfg.bootstrap.method.name().to_string()),
+                resamples: Some(cfg.bootstrap.resamples as u64),
+                seed: Some(cfg.bootstrap.seed),
+                stratified: Some(cfg.bootstrap.stratified),
+                level: finite(cfg.level),
+            },
+            paired: text(
+                "paired DeLong z-test and paired bootstrap of ΔAUC (the same resampled patients for both models)",
+            ),
+            unpaired: text(
+                "unpaired DeLong test between cohorts (Welch-type degrees of freedom, as pROC)",
+            ),
+            adjustment: text(
+                "Holm across the declared secondary comparisons; the primary comparison is not adjusted",
+            ),
+            seed_spread: text(
+                "mean, sample sd, min and max of the per-seed AUCs: training variance, apart from test sampling",
+            ),
+            calibration: text(
+                "logistic recalibration of sigmoid(score): intercept with logit offset, slope",
+            ),
+            roc_band: Some(format!(
+                "pointwise {:.0}% percentile band of the TPR at FPR 0, 0.01, …, 1 over the same stratified bootstrap resamples and seed",
+                cfg.level * 100.0
+            )),
+            level: finite(cfg.level),
         },
-        "cohorts": cohort_info,
-        "models": results,
-        "primary": primary,
-        "secondary": secondary,
-        "reference": cfg.reference,
-        "versus_reference": versus_reference,
-        "external_shift": shifts,
-    }))
+        cohorts: cohort_info,
+        models: results,
+        primary,
+        secondary,
+        reference: cfg.reference.clone(),
+        versus_reference,
+        external_shift: shifts,
+    })
+}
+
+/// A number as `results.json` holds it: `None` (written `null`) when undefined.
+fn finite(x: f64) -> Option<f64> {
+    x.is_finite().then_some(x)
+}
+
+fn interval(lo: f64, hi: f64, se: f64) -> IntervalDoc {
+    IntervalDoc {
+        lo: finite(lo),
+        hi: finite(hi),
+        se: finite(se),
+    }
 }
 
 pub fn run(task: &TaskFile, log: &mut dyn Write) -> Result<Value, String> {

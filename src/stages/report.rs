@@ -16,9 +16,7 @@ use serde_json::{Value, json};
 
 use super::config::{ConfigError, from_task, typed};
 use crate::kinds::DepSpec;
-use crate::report::input::{
-    CurveInput, EvaluationInput, ReportConfig, ResultsDoc, SECTIONS, split_results,
-};
+use crate::report::input::{CurveInput, EvaluationInput, ReportConfig, SECTIONS, split_results};
 use crate::report::{ReportInputs, Templates, render_report};
 use crate::task::TaskFile;
 
@@ -59,7 +57,7 @@ pub fn run(task: &TaskFile, log: &mut dyn Write) -> Result<Value, String> {
         .ok_or("dependency `results` is missing")?;
     for (k, path) in results.iter().enumerate() {
         for (stage, doc) in split_results(&read_json(path)?) {
-            let doc: ResultsDoc = serde_json::from_value(doc).map_err(|e| {
+            let doc = crate::results::parse(doc).map_err(|e| {
                 format!("`{}` is not an evaluate results file: {e}", path.display())
             })?;
             evaluations.push(EvaluationInput {

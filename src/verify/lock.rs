@@ -509,7 +509,8 @@ mod tests {
         assert_eq!(p.tolerance_for("auc/imaging/internal"), Some(0.005));
         assert_eq!(p.tolerance_for("auc/jepa/internal/delong_lo"), Some(0.01));
         assert_eq!(p.tolerance_for("aucx"), None);
-        assert_eq!(p.tolerance_for("final_loss"), None);
+        assert_eq!(p.tolerance_for("final_loss"), Some(0.001));
+        assert_eq!(p.tolerance_for("best_epoch"), None);
     }
 
     #[test]
@@ -522,14 +523,14 @@ mod tests {
         p.metrics.insert("auc".to_string(), 0.5);
         assert!(p.check().unwrap_err().contains("above 0.05"));
         p.metrics.insert("auc".to_string(), 0.01);
-        p.metrics.insert("final_loss".to_string(), 1e308);
+        p.metrics.insert("steps".to_string(), 1e308);
         p.same_platform = SamePlatformRule::Tolerance;
         assert!(p.check().is_ok());
         let looser = p.looser_than(&defaults);
         assert_eq!(looser.len(), 3, "{looser:?}");
         assert!(looser[1].contains("`auc` ±0.01 (the default: ±0.005)"));
-        assert!(looser[2].contains("`final_loss` ±1e308 (the default: identical)"));
-        p.metrics.insert("final_loss".to_string(), -1.0);
+        assert!(looser[2].contains("`steps` ±1e308 (the default: identical)"));
+        p.metrics.insert("steps".to_string(), -1.0);
         assert!(p.check().unwrap_err().contains("finite number ≥ 0"));
     }
 

@@ -21,8 +21,8 @@ mod render;
 pub use compare::{Outcome, Row, StageRole, StageVerdict, Verification, compare};
 pub use lock::{
     DEFAULT_METRIC_TOLERANCES, LOCK_FORMAT, Lock, LockStage, MAX_AUC_TOLERANCE, Platform, RunParts,
-    SamePlatformRule,
-    TolerancePolicy, lock_bytes, lock_path_for, parse_lock, read_lock, write_lock,
+    SamePlatformRule, TolerancePolicy, lock_bytes, lock_path_for, parse_lock, read_lock,
+    write_lock,
 };
 pub use render::{render_html, render_table};
 

@@ -193,31 +193,31 @@ fn a_malformed_lab_csv_fails_the_stage_naming_file_row_and_column() {
             "duplicate id",
             INTERNAL.replace("p2,p2-a", "p1,p2-a"),
             EXTERNAL.to_string(),
-            "`data/internal_clinical.csv` row 3, column `session`: duplicate id: patient `p1` has session 0 on row 2 too",
+            "`data/internal_clinical.csv` line 3, column `session`: duplicate id: patient `p1` has session 0 on line 2 too",
         ),
         (
             "label 2",
             INTERNAL.replace(",0,0.25", ",2,0.25"),
             EXTERNAL.to_string(),
-            "`data/internal_clinical.csv` row 3, column `lung_cancer`: label `2` is not 0 or 1",
+            "`data/internal_clinical.csv` line 3, column `lung_cancer`: label `2` is not 0 or 1",
         ),
         (
             "NaN",
             INTERNAL.replace("-1\n", "NaN\n"),
             EXTERNAL.to_string(),
-            "`data/internal_clinical.csv` row 3, column `exp-001`: `NaN` is not a finite number",
+            "`data/internal_clinical.csv` line 3, column `exp-001`: `NaN` is not a finite number",
         ),
         (
             "ragged row",
             INTERNAL.replace("1,0.5,1.5", "1,0.5"),
             EXTERNAL.to_string(),
-            "`data/internal_clinical.csv` row 2, column `exp-001`: the row has 7 fields but the header has 8 (a ragged row)",
+            "`data/internal_clinical.csv` line 2, column `exp-001`: the row has 7 fields but the header has 8 (a ragged row)",
         ),
         (
             "id in two splits",
             INTERNAL.to_string(),
             EXTERNAL.replace("q1,q1-a", "p2,q1-a"),
-            "`data/external_clinical.csv` row 2, column `pid`: split overlap: patient `p2` of split `external` is also in split `internal` (`data/internal_clinical.csv` row 3)",
+            "`data/external_clinical.csv` line 2, column `pid`: split overlap: patient `p2` of split `external` is also in split `internal` (`data/internal_clinical.csv` line 3)",
         ),
     ];
     for (defect, internal, external, want) in cases {
@@ -242,13 +242,13 @@ fn cohort_and_stats_refuse_the_same_degenerate_tables() {
         (
             "header only",
             header.to_string(),
-            "`data/internal_clinical.csv` row 1: the file has a header but no data rows",
+            "`data/internal_clinical.csv` line 1: the file has a header but no data rows",
             "has a header but no data rows",
         ),
         (
             "CR-only line ends",
             INTERNAL.replace('\n', "\r"),
-            "`data/internal_clinical.csv` row 1: a carriage return without a line feed",
+            "`data/internal_clinical.csv` line 1: a carriage return without a line feed",
             "line 1: a carriage return without a line feed",
         ),
         (

@@ -357,7 +357,7 @@ fn the_reviewer_decides_the_tolerance_policy() {
     );
     assert!(err.contains("`auc` ±0.01 (the default: ±0.005)"), "{err}");
     assert!(
-        err.contains("`final_loss` ±1e308 (the default: identical)"),
+        err.contains("`final_loss` ±1e308 (the default: ±0.001)"),
         "{err}"
     );
     let out = ws.run(&[
