@@ -1607,52 +1607,52 @@ mod tests {
     }
 
     #[test]
-    fn every_error_names_file_row_and_column() {
+    fn every_error_names_file_line_and_column() {
         let cases = [
             (
                 CLIN.replace("p2,p2-s0,0", "p1,p1-s1,0"),
                 IMG.to_string(),
-                "`internal_clin.csv` row 3, column `session`: duplicate id",
+                "`internal_clin.csv` line 3, column `session`: duplicate id",
             ),
             (
                 CLIN.replace(",0,0.25", ",2,0.25"),
                 IMG.to_string(),
-                "`internal_clin.csv` row 3, column `lung_cancer`: label `2` is not 0 or 1",
+                "`internal_clin.csv` line 3, column `lung_cancer`: label `2` is not 0 or 1",
             ),
             (
                 CLIN.replace("0.25", "NaN"),
                 IMG.to_string(),
-                "`internal_clin.csv` row 3, column `exp-000`: `NaN` is not a finite number",
+                "`internal_clin.csv` line 3, column `exp-000`: `NaN` is not a finite number",
             ),
             (
                 CLIN.replace("0.25", "abc"),
                 IMG.to_string(),
-                "`internal_clin.csv` row 3, column `exp-000`: `abc` is not a number",
+                "`internal_clin.csv` line 3, column `exp-000`: `abc` is not a number",
             ),
             (
                 CLIN.replace("0.25,-1", "0.25"),
                 IMG.to_string(),
-                "`internal_clin.csv` row 3, column `exp-001`: the row has 7 fields but the header has 8",
+                "`internal_clin.csv` line 3, column `exp-001`: the row has 7 fields but the header has 8",
             ),
             (
                 CLIN.replace("0.25,-1", "0.25,"),
                 IMG.to_string(),
-                "`internal_clin.csv` row 3, column `exp-001`: empty value",
+                "`internal_clin.csv` line 3, column `exp-001`: empty value",
             ),
             (
                 CLIN.to_string(),
                 "id,nodule,f000\np1-s0,0,1\np9-s0,0,1\n".to_string(),
-                "`internal_img.csv` row 3, column `id`: scan `p9-s0` is not in `internal_clin.csv`",
+                "`internal_img.csv` line 3, column `id`: scan `p9-s0` is not in `internal_clin.csv`",
             ),
             (
                 CLIN.to_string(),
                 "id,nodule,f000\np1-s0,0,1\np1-s0,0,2\n".to_string(),
-                "`internal_img.csv` row 3, column `nodule`: duplicate id",
+                "`internal_img.csv` line 3, column `nodule`: duplicate id",
             ),
             (
                 CLIN.replace(",lung_cancer", ",outcome"),
                 IMG.to_string(),
-                "`internal_clin.csv` row 1, column `lung_cancer`: no such column",
+                "`internal_clin.csv` line 1, column `lung_cancer`: no such column",
             ),
         ];
         for (clin, img, want) in cases {
@@ -1674,7 +1674,7 @@ mod tests {
         // Five nodule tokens wanted, one given.
         let err = lab_error(CLIN, IMG);
         assert!(
-            err.starts_with("`internal_img.csv` row 2, column `nodule`: inconsistent widths"),
+            err.starts_with("`internal_img.csv` line 2, column `nodule`: inconsistent widths"),
             "{err}"
         );
     }
@@ -1701,7 +1701,7 @@ mod tests {
         );
         let err = run(&t, &mut Vec::new()).unwrap_err();
         assert!(
-            err.starts_with("`ec.csv` row 3, column `pid`: split overlap: patient `p2` of split `external` is also in split `internal` (`ic.csv` row 3)"),
+            err.starts_with("`ec.csv` line 3, column `pid`: split overlap: patient `p2` of split `external` is also in split `internal` (`ic.csv` line 3)"),
             "{err}"
         );
     }

@@ -10,39 +10,18 @@ use std::collections::BTreeMap;
 
 use crate::common::{Workspace, stage_metrics, stderr};
 
-const EXPERIMENT: &str = r#"
-experiment: kernels-tiny
-seed: 5
-stages:
-  world:
-    kind: synth
-    config:
-      n_unlabeled: 96
-      n_incomplete: 40
-      n_finetune: 80
-      n_internal: 60
-      n_external: 60
-      img_tokens: 3
-      img_width: 4
-      clin_tokens: 2
-      clin_width: 4
-  jepa:
-    kind: pretrain
-    deps: {data: "stage:world/unlabeled"}
-    config: {embedding_dim: 16, depth: 1, heads: 2, dim_head: 8, mlp_dim: 32, pred_emb_dim: 8, batch_size: 32, epochs: 3, warmup: 1}
-  finetune:
-    kind: train
-    deps: {data: "stage:world/finetune", init: "stage:jepa/model"}
-    config: {model_class: multimodal, batch_size: 16, epochs: 3, patience: 2}
-  scores:
-    kind: predict
-    deps: {model: "stage:finetune/model", internal: "stage:world/internal", external: "stage:world/external"}
-    config: {label: jepa}
-  auc:
+/// The models test's pipeline with an evaluate stage at its end.
+fn experiment() -> String {
+    format!(
+        "{}{}",
+        crate::models::EXPERIMENT.replace("experiment: models-tiny", "experiment: kernels-tiny"),
+        r#"  auc:
     kind: evaluate
     deps: {jepa: "stage:scores/scores", truth: "stage:world/truth"}
     config: {reference: jepa, bootstrap: {resamples: 200, seed: 1}}
-"#;
+"#
+    )
+}
 
 /// (stage → output object digest, the kernels its model stages reported) of one run.
 fn run_under(ws: &Workspace, store: &str, cpu: Option<&str>) -> (BTreeMap<String, String>, String) {
@@ -86,7 +65,7 @@ fn same_kernels_give_the_same_bits_and_other_kernels_reproduce_within_tolerance(
         return;
     }
     let ws = Workspace::new();
-    ws.write("experiments/k.yaml", EXPERIMENT);
+    ws.write("experiments/k.yaml", &experiment());
     let runs = [
         ("native", run_under(&ws, "s-native", None)),
         ("Haswell", run_under(&ws, "s-haswell", Some("Haswell"))),

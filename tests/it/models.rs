@@ -4,7 +4,8 @@
 
 use crate::common::{Workspace, stage_metrics, stderr};
 
-const EXPERIMENT: &str = r#"
+/// Shared with `cpu_kernels.rs`, which runs the same pipeline on other CPUs.
+pub const EXPERIMENT: &str = r#"
 experiment: models-tiny
 seed: 5
 stages:
