@@ -2,8 +2,12 @@
 
 use std::fmt;
 
+use std::collections::BTreeSet;
+
 use serde::Serialize;
 use serde_json::Value;
+
+use super::key::{KeyConfig, KeyDoc, KeyInput};
 
 /// One reason for a stage to run. Displayed as a short lowercase phrase.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -118,15 +122,26 @@ fn diff_leaves(prefix: &str, old: &Value, new: &Value, out: &mut Vec<(String, Va
     }
 }
 
-/// Explains why `new` differs from `old` (both key JSONs of the same stage).
-pub fn explain(old: &Value, new: &Value) -> Vec<Reason> {
-    let get = |v: &Value, k: &str| v.get(k).cloned().unwrap_or(Value::Null);
-    let mut reasons = Vec::new();
-    if get(old, "key_format") != get(new, "key_format") {
+/// Explains why the key JSON `new` differs from `old` (the key the same stage last ran with).
+/// A recorded key of another layout (an older [`KEY_FORMAT`](super::KEY_FORMAT), or edited by
+/// hand) is a key-format change.
+pub fn explain_json(old: &Value, new: &Value) -> Vec<Reason> {
+    match (KeyDoc::parse(old), KeyDoc::parse(new)) {
+        (Some(o), Some(n)) => explain(&o, &n),
+        _ => vec![Reason::KeyFormatChanged],
+    }
+}
+
+/// Explains why `new` differs from `old`, field by field, as cargo's fingerprint comparison names
+/// its dirty reasons.
+pub fn explain(old: &KeyDoc, new: &KeyDoc) -> Vec<Reason> {
+    if old.key_format != new.key_format {
         return vec![Reason::KeyFormatChanged];
     }
+    let mut reasons = Vec::new();
+    let json = |c: &KeyConfig| serde_json::to_value(c).unwrap_or(Value::Null);
     let mut config = Vec::new();
-    diff_leaves("", &get(old, "config"), &get(new, "config"), &mut config);
+    diff_leaves("", &json(&old.config), &json(&new.config), &mut config);
     for (field, a, b) in config {
         // `params.lr` reads better than `params.lr` under a `config.` prefix; keep paths as declared.
         let field = field
@@ -139,66 +154,64 @@ pub fn explain(old: &Value, new: &Value) -> Vec<Reason> {
             new: short(&b),
         });
     }
-    let (old_in, new_in) = (get(old, "inputs"), get(new, "inputs"));
-    if let Some(new_map) = new_in.as_object() {
-        for (name, v) in new_map {
-            let before = old_in.get(name);
-            if before == Some(v) {
-                continue;
-            }
-            if let Some(path) = v.get("path").and_then(Value::as_str) {
-                let same_path = before.and_then(|b| b.get("path")) == v.get("path");
-                if same_path {
+    for (name, v) in &new.inputs {
+        let before = old.inputs.get(name);
+        if before == Some(v) {
+            continue;
+        }
+        let stage = match v {
+            KeyInput::Path(p) => {
+                if let Some(KeyInput::Path(b)) = before
+                    && b.path == p.path
+                {
                     reasons.push(Reason::InputChanged {
                         name: name.clone(),
-                        path: path.to_string(),
+                        path: p.path.clone(),
                     });
                 }
                 // A changed path is already reported as a config change of `deps`.
                 continue;
             }
-            let stage = v
-                .get("stage")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-                .unwrap_or_else(|| {
-                    format!("{} gathered variants", v.as_array().map_or(0, Vec::len))
-                });
-            reasons.push(Reason::UpstreamChanged {
-                name: name.clone(),
-                stage,
-            });
-        }
-    }
-    let (oc, nc) = (get(old, "code"), get(new, "code"));
-    if oc.get("builtin") != nc.get("builtin") {
-        let kind = new.get("kind").and_then(Value::as_str).unwrap_or("?");
-        reasons.push(Reason::CodeChanged {
-            what: format!("built-in code of `{kind}` stages"),
+            KeyInput::Stage(s) => s.stage.clone(),
+            KeyInput::Gathered(all) => format!("{} gathered variants", all.len()),
+        };
+        reasons.push(Reason::UpstreamChanged {
+            name: name.clone(),
+            stage,
         });
     }
-    if oc.get("cmd") != nc.get("cmd") {
+    if old.code.builtin != new.code.builtin {
+        reasons.push(Reason::CodeChanged {
+            what: format!("built-in code of `{}` stages", new.kind),
+        });
+    }
+    if old.code.cmd != new.code.cmd {
         reasons.push(Reason::CodeChanged {
             what: "command text".to_string(),
         });
     }
-    let mut files = Vec::new();
-    diff_leaves("", &get(&oc, "files"), &get(&nc, "files"), &mut files);
-    for (f, _, _) in files {
-        reasons.push(Reason::CodeChanged {
-            what: format!("`{f}`"),
-        });
+    let files: BTreeSet<&String> = old.code.files.keys().chain(new.code.files.keys()).collect();
+    for f in files {
+        if old.code.files.get(f) != new.code.files.get(f) {
+            reasons.push(Reason::CodeChanged {
+                what: format!("`{f}`"),
+            });
+        }
     }
-    if get(old, "seed") != get(new, "seed") {
+    if old.seed != new.seed {
         reasons.push(Reason::SeedChanged {
-            old: get(old, "seed").to_string(),
-            new: get(new, "seed").to_string(),
+            old: old.seed.to_string(),
+            new: new.seed.to_string(),
         });
     }
-    if get(old, "backend") != get(new, "backend") {
+    if old.backend != new.backend {
+        let name = |b: &Option<String>| {
+            b.as_ref()
+                .map_or("unset".to_string(), |b| format!("\"{b}\""))
+        };
         reasons.push(Reason::BackendChanged {
-            old: short(&get(old, "backend")),
-            new: short(&get(new, "backend")),
+            old: name(&old.backend),
+            new: name(&new.backend),
         });
     }
     reasons
@@ -209,11 +222,16 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn key(lr: f64, digest: &str, cmd: &str, seed: u64) -> Value {
+        json!({"key_format": 1, "kind": "command",
+               "config": {"params": {"lr": lr}, "outs": {}, "config": null},
+               "inputs": {"raw": {"path": "a.csv", "digest": digest}},
+               "code": {"builtin": "b", "cmd": cmd, "files": {}}, "seed": seed, "backend": null})
+    }
+
     #[test]
     fn config_and_input_changes_are_named() {
-        let old = json!({"key_format": 1, "config": {"params": {"lr": 0.1}}, "inputs": {"raw": {"path": "a.csv", "digest": "1"}}, "code": {"cmd": "x"}, "seed": 0});
-        let new = json!({"key_format": 1, "config": {"params": {"lr": 0.2}}, "inputs": {"raw": {"path": "a.csv", "digest": "2"}}, "code": {"cmd": "y"}, "seed": 1});
-        let r: Vec<String> = explain(&old, &new)
+        let r: Vec<String> = explain_json(&key(0.1, "1", "x", 0), &key(0.2, "2", "y", 1))
             .iter()
             .map(ToString::to_string)
             .collect();
@@ -225,6 +243,16 @@ mod tests {
                 "code changed: command text",
                 "seed changed (0 → 1)",
             ]
+        );
+    }
+
+    #[test]
+    fn a_recorded_key_of_another_layout_is_a_key_format_change() {
+        let mut old = key(0.1, "1", "x", 0);
+        old["extra"] = json!(1);
+        assert_eq!(
+            explain_json(&old, &key(0.1, "1", "x", 0)),
+            vec![Reason::KeyFormatChanged]
         );
     }
 }

@@ -4,8 +4,10 @@
 mod explain;
 mod key;
 
-pub use explain::{Reason, explain};
-pub use key::{KEY_FORMAT, StageKey, stage_key};
+pub use explain::{Reason, explain, explain_json};
+pub use key::{
+    KEY_FORMAT, KeyCode, KeyConfig, KeyDoc, KeyInput, PathInput, StageInput, StageKey, stage_key,
+};
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -179,7 +181,7 @@ pub fn assess(
     let reasons = match store.index().latest(&exp.name, &stage.name)? {
         None => vec![Reason::NeverRun],
         Some(prev) => {
-            let r = explain(&prev, &key.json);
+            let r = explain_json(&prev, &key.json);
             if r.is_empty() {
                 vec![Reason::RecordMissing]
             } else {

@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::lock::{Lock, LockStage, Platform, SamePlatformRule};
-use crate::plan::{Reason, explain};
+use crate::plan::{Reason, explain_json};
 
 /// How one item compares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -277,7 +277,7 @@ fn stage_rows(
         Outcome::Identical
     } else {
         let why: Vec<Reason> = match (&e.key_json, &a.key_json) {
-            (Some(ej), Some(aj)) => explain(ej, aj),
+            (Some(ej), Some(aj)) => explain_json(ej, aj),
             _ => vec![Reason::RecordMissing],
         };
         let own: Vec<String> = why
@@ -286,6 +286,9 @@ fn stage_rows(
             .filter(|r| strict || !matches!(r, Reason::BackendChanged { .. }))
             .map(|r| match r {
                 Reason::RecordMissing => "key differs".to_string(),
+                Reason::KeyFormatChanged => {
+                    "key differs (a key JSON that is not this binary's key layout)".to_string()
+                }
                 other => other.to_string(),
             })
             .collect();
@@ -378,6 +381,13 @@ mod tests {
     use crate::verify::lock::TolerancePolicy;
     use serde_json::json;
 
+    /// A key JSON of this binary's layout.
+    fn key_json(kind: &str, seed: u64) -> Value {
+        json!({"key_format": 1, "kind": kind,
+               "config": {"params": {}, "outs": {}, "config": null}, "inputs": {},
+               "code": {"builtin": "b", "cmd": null, "files": {}}, "seed": seed, "backend": null})
+    }
+
     fn stage(name: &str, kind: &str, up: &[&str], out: &str, metrics: Value) -> LockStage {
         LockStage {
             name: name.to_string(),
@@ -387,7 +397,7 @@ mod tests {
             outs: BTreeMap::from([("out".to_string(), out.to_string())]),
             metrics: serde_json::from_value(metrics).unwrap(),
             upstream: up.iter().map(|s| s.to_string()).collect(),
-            key_json: Some(json!({"seed": 1, "kind": kind})),
+            key_json: Some(key_json(kind, 1)),
             missing: None,
         }
     }
@@ -491,7 +501,7 @@ mod tests {
     fn a_changed_seed_is_named_as_the_reason() {
         let mut other = pipeline("t", 0.8);
         other[1].key = Some("other".to_string());
-        other[1].key_json = Some(json!({"seed": 2, "kind": "train"}));
+        other[1].key_json = Some(key_json("train", 2));
         let v = compare(&lock("cpu", pipeline("t", 0.8)), &lock("cpu", other), "l");
         assert_eq!(
             v.verdict("train").unwrap().role,

@@ -276,24 +276,14 @@ impl Lock {
         for (i, s) in m.stages.iter().enumerate() {
             let record = parts.records.get(i).and_then(Option::as_ref);
             let key_json = record.map(|r| r.key_json.clone());
-            if let Some(k) = &key_json {
-                if let Some(id) = k.pointer("/code/builtin").and_then(Value::as_str) {
-                    code_identity.insert(s.kind.clone(), id.to_string());
+            if let Some(k) = key_json.as_ref().and_then(crate::plan::KeyDoc::parse) {
+                code_identity.insert(s.kind.clone(), k.code.builtin.clone());
+                if let Some(b) = &k.backend {
+                    backend.get_or_insert_with(|| b.clone());
                 }
-                if let Some(b) = k.get("backend").and_then(Value::as_str) {
-                    backend.get_or_insert_with(|| b.to_string());
-                }
-                for input in k
-                    .get("inputs")
-                    .and_then(Value::as_object)
-                    .into_iter()
-                    .flat_map(|o| o.values())
-                {
-                    if let (Some(p), Some(d)) = (
-                        input.get("path").and_then(Value::as_str),
-                        input.get("digest").and_then(Value::as_str),
-                    ) {
-                        data.insert(p.to_string(), d.to_string());
+                for input in k.inputs.values() {
+                    if let crate::plan::KeyInput::Path(p) = input {
+                        data.insert(p.path.clone(), p.digest.clone());
                     }
                 }
             }
