@@ -5,9 +5,10 @@
 //! library must load and report a device ([`cuda_available`]); burn's own failure would be a
 //! panic inside one of its threads.
 //!
-//! Why flex and not burn's ndarray backend: measured side by side on `bench/jepa.sh` shapes, flex
-//! (SIMD kernels, gemm on rayon) trains JEPA 1.2–1.3× faster, and its losses are bit-identical
-//! run to run. burn-cpu (CubeCL) needs an LLVM/MLIR bundle downloaded at build time.
+//! Why flex and not burn's ndarray backend: measured side by side on the `small` and `paper`
+//! shapes of `bench/train-step.sh`, flex (SIMD kernels, gemm on rayon) trains JEPA 1.2–1.3×
+//! faster, and its losses are bit-identical run to run. burn-cpu (CubeCL) needs an LLVM/MLIR
+//! bundle downloaded at build time. What its bits depend on besides the binary: [`cpu_kernels`].
 
 use burn::tensor::backend::AutodiffBackend;
 
