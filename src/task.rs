@@ -88,6 +88,10 @@ pub fn stderr_path(scratch: &Path) -> PathBuf {
 }
 
 /// Writes JSON through a temporary file and a rename, so a reader never sees half a file.
+/// The worker's exit status when it could not write its result because the filesystem of the
+/// scratch folder is full: its log cannot be written either, so the status is the message.
+pub const EXIT_DISK_FULL: i32 = 75;
+
 pub fn write_json_atomic(path: &Path, value: &impl Serialize) -> std::io::Result<()> {
     let tmp = path.with_extension("json.tmp");
     let bytes = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
+use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
 
@@ -27,7 +28,8 @@ pub fn main_if_worker(args: &[std::ffi::OsString]) -> Option<i32> {
 }
 
 /// Runs the task at `task_path`; returns the process exit code (0 ok, 3 the stage failed,
-/// 1 the task file itself could not be read or the result not written).
+/// 1 the task file itself could not be read or the result not written,
+/// [`EXIT_DISK_FULL`](crate::task::EXIT_DISK_FULL) the result not written for lack of space).
 pub fn run(task_path: &Path) -> i32 {
     let task: TaskFile = match fs::read(task_path)
         .map_err(|e| e.to_string())
@@ -44,10 +46,16 @@ pub fn run(task_path: &Path) -> i32 {
     };
     let result = execute(&task);
     if let Err(e) = write_json_atomic(&task.result_path(), &result) {
-        eprintln!(
+        // stderr is the worker's log, in the same scratch folder: on a full disk this line is
+        // lost too (and must not panic), so the exit status carries the cause.
+        let _ = writeln!(
+            std::io::stderr(),
             "error: cannot write `{}`: {e}",
             task.result_path().display()
         );
+        if e.kind() == std::io::ErrorKind::StorageFull {
+            return crate::task::EXIT_DISK_FULL;
+        }
         return crate::exit::INTERNAL;
     }
     match result.status {

@@ -432,6 +432,11 @@ impl Dispatcher<'_> {
                     None => message,
                 }
             }
+            None if exit.code == Some(crate::task::EXIT_DISK_FULL) => format!(
+                "No space left on device: the worker could not write its result into `{}`; \
+                 nothing was committed, free space on the store's filesystem and run again",
+                run.scratch.display()
+            ),
             None => {
                 let how = exit.describe();
                 let log = tail(&run.scratch.join("worker.log"));

@@ -367,3 +367,57 @@ stages:
     assert!(err.contains("experiments/x.yaml:7"), "{err}");
     assert!(err.contains("`1h` is not a time limit"), "{err}");
 }
+
+#[test]
+fn a_full_disk_fails_the_stage_saying_so_and_the_store_works_once_space_is_back() {
+    // The store on a 2 MiB tmpfs in a private mount namespace (as root, or as a user through a
+    // user namespace); both runs happen inside it, their output goes to files outside it.
+    let ws = Workspace::new();
+    ws.write(
+        "experiments/f.yaml",
+        r#"
+experiment: full
+stages:
+  big:
+    kind: command
+    cmd: "head -c $SIZE /dev/zero > {outs.data}"
+    outs: {data: big.bin}
+"#,
+    );
+    std::fs::create_dir_all(ws.join("small-disk")).expect("mkdir");
+    let orch = assert_cmd::cargo::cargo_bin("orchestrate");
+    let script = format!(
+        "mount -t tmpfs -o size=2m tmpfs small-disk || exit 97; \
+         SIZE=10000000 {o} --store small-disk/store run experiments/f.yaml >full.out 2>full.err; echo $? >full.rc; \
+         SIZE=1000 {o} --store small-disk/store run experiments/f.yaml >again.out 2>again.err; echo $? >again.rc",
+        o = orch.display()
+    );
+    let as_root = unsafe { libc::geteuid() } == 0;
+    let mut unshare = std::process::Command::new("unshare");
+    if !as_root {
+        unshare.arg("--map-root-user");
+    }
+    let out = unshare
+        .args(["--mount", "sh", "-c", &script])
+        .current_dir(ws.path())
+        .env_remove("ORCHESTRATE_STORE")
+        .env("NO_COLOR", "1")
+        .output();
+    match out {
+        Ok(o) if o.status.code() != Some(97) && ws.join("full.rc").exists() => {}
+        other => {
+            eprintln!(
+                "skipping a_full_disk_fails_the_stage_saying_so_and_the_store_works_once_space_is_back: \
+                 cannot mount a tmpfs in a private mount namespace here ({other:?})"
+            );
+            return;
+        }
+    }
+    let rc = |f: &str| ws.read(f).trim().to_string();
+    let err = ws.read("full.err");
+    assert_eq!(rc("full.rc"), "3", "{err}");
+    assert!(err.contains("No space left on device"), "{err}");
+    assert!(err.contains("nothing was committed"), "{err}");
+    // Space is back (the failed attempt's scratch was removed): the next run completes.
+    assert_eq!(rc("again.rc"), "0", "{}", ws.read("again.err"));
+}
