@@ -418,7 +418,7 @@ impl Dispatcher<'_> {
                         self.committed[idx] = Some(record);
                         return self.release_downstream(idx);
                     }
-                    Err(e) => format!("the result could not be committed: {e}"),
+                    Err(e) => format!("the result could not be committed: {}", with_causes(&e)),
                 }
             }
             Some(r) => {
@@ -630,4 +630,16 @@ fn tail(p: &Path) -> String {
 fn last_lines(s: &str, n: usize) -> Vec<&str> {
     let lines: Vec<&str> = s.lines().collect();
     lines[lines.len().saturating_sub(n)..].to_vec()
+}
+
+/// An error and its causes on one line (`store i/o error on `…`: Not a directory (os error 20)`),
+/// for a stage's failure message.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(c) = source {
+        s.push_str(&format!(": {c}"));
+        source = c.source();
+    }
+    s
 }

@@ -99,14 +99,18 @@ impl Store {
         let format_file = root.join("FORMAT");
         match fs::read_to_string(&format_file) {
             Ok(found) if found.trim() == STORE_FORMAT.to_string() => {}
-            Ok(found) => {
+            // Empty: a store whose creation was cut short (a full disk, a kill) before FORMAT
+            // got its bytes. Written again, atomically this time.
+            Ok(found) if !found.trim().is_empty() => {
                 return Err(StoreError::Format {
                     root: root.to_path_buf(),
                     found: found.trim().to_string(),
                 });
             }
-            Err(_) => {
-                fs::write(&format_file, format!("{STORE_FORMAT}\n")).map_err(io(&format_file))?
+            _ => {
+                let tmp = root.join("FORMAT.tmp");
+                fs::write(&tmp, format!("{STORE_FORMAT}\n")).map_err(io(&tmp))?;
+                fs::rename(&tmp, &format_file).map_err(io(&format_file))?;
             }
         }
         for d in ["objects", "scratch"] {
@@ -177,7 +181,8 @@ impl Store {
     /// Checks an object before use: through the stat cache, or fully when `paranoid`.
     pub fn verify_object(&self, digest: &str, paranoid: bool) -> ObjectState {
         let path = self.object_path(digest);
-        if !path.is_dir() {
+        // An object is a folder of its own: a symlink there (even to a folder) is none.
+        if !fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
             return ObjectState::Missing;
         }
         let cache: &dyn StatCache = if paranoid { &NoCache } else { &self.index };
@@ -204,15 +209,15 @@ impl Store {
             )));
         }
         let dest = self.object_path(&actual);
-        if dest.exists() {
-            if self.verify_object(&actual, true) == ObjectState::Intact {
-                make_writable(scratch_out);
-                fs::remove_dir_all(scratch_out).map_err(io(scratch_out))?;
-                return Ok(dest);
-            }
-            make_writable(&dest);
-            fs::remove_dir_all(&dest).map_err(io(&dest))?;
+        let is_dir = fs::symlink_metadata(&dest).is_ok_and(|m| m.is_dir());
+        if is_dir && self.verify_object(&actual, true) == ObjectState::Intact {
+            make_writable(scratch_out);
+            fs::remove_dir_all(scratch_out).map_err(io(scratch_out))?;
+            return Ok(dest);
         }
+        // A corrupt object, or what is no object at all where one belongs (a dangling symlink,
+        // a plain file): cleared, so that the commit heals it instead of failing on every run.
+        remove_path(&dest)?;
         let parent = dest.parent().expect("object path has a parent");
         fs::create_dir_all(parent).map_err(io(parent))?;
         fs::rename(scratch_out, &dest).map_err(io(&dest))?;
@@ -227,12 +232,7 @@ impl Store {
 
     /// Deletes an object folder (garbage collection, or a corrupt object before recompute).
     pub fn remove_object(&self, digest: &str) -> Result<(), StoreError> {
-        let p = self.object_path(digest);
-        if p.exists() {
-            make_writable(&p);
-            fs::remove_dir_all(&p).map_err(io(&p))?;
-        }
-        Ok(())
+        remove_path(&self.object_path(digest))
     }
 
     /// Every object digest present on disk.
@@ -255,6 +255,23 @@ impl Store {
         }
         out.sort();
         Ok(out)
+    }
+}
+
+/// Removes whatever is at `p` without following it: an object folder (made writable first), a
+/// symlink (dangling or not) or a plain file. Nothing there is fine.
+fn remove_path(p: &Path) -> Result<(), StoreError> {
+    match fs::symlink_metadata(p) {
+        Ok(m) if m.is_dir() => {
+            make_writable(p);
+            fs::remove_dir_all(p).map_err(io(p))
+        }
+        Ok(_) => fs::remove_file(p).map_err(io(p)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(StoreError::Io {
+            path: p.to_path_buf(),
+            source: e,
+        }),
     }
 }
 

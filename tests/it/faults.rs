@@ -421,3 +421,71 @@ stages:
     // Space is back (the failed attempt's scratch was removed): the next run completes.
     assert_eq!(rc("again.rc"), "0", "{}", ws.read("again.err"));
 }
+
+#[test]
+fn an_object_path_that_is_no_object_folder_is_recomputed_and_healed() {
+    let ws = Workspace::new();
+    ws.write("data/raw.csv", "b\na\nc\n").write(
+        "experiments/x.yaml",
+        r#"
+experiment: x
+stages:
+  sort:
+    kind: command
+    cmd: "sort {deps.raw} > {outs.sorted}"
+    deps: {raw: data/raw.csv}
+    outs: {sorted: sorted.csv}
+"#,
+    );
+    let m = ws.run_ok("experiments/x.yaml");
+    let obj = m["stages"][0]["object"].as_str().unwrap().to_string();
+    let path = ws.join(&format!("runs/.store/objects/{}/{obj}", &obj[..2]));
+    let replace = |with: &dyn Fn(&std::path::Path)| {
+        let _ = std::process::Command::new("chmod")
+            .args(["-R", "u+w"])
+            .arg(&path)
+            .status();
+        match std::fs::symlink_metadata(&path) {
+            Ok(m) if m.is_dir() => std::fs::remove_dir_all(&path).unwrap(),
+            Ok(_) => std::fs::remove_file(&path).unwrap(),
+            Err(_) => {}
+        }
+        with(&path);
+    };
+    // A dangling symlink, then a plain file, where the object folder belongs: each time the
+    // next run recomputes the stage and commits a real folder (it used to fail on every run).
+    let cases: [&dyn Fn(&std::path::Path); 2] = [
+        &|p| std::os::unix::fs::symlink("/nonexistent-object", p).unwrap(),
+        &|p| std::fs::write(p, "junk").unwrap(),
+    ];
+    for (i, case) in cases.iter().enumerate() {
+        replace(*case);
+        let m = ws.run_ok("experiments/x.yaml");
+        assert_eq!(stages_with(&m, "ran"), ["sort"], "case {i}");
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        assert!(meta.is_dir(), "case {i}: the object is a folder again");
+        assert_eq!(
+            ws.read(&format!(
+                "runs/.store/objects/{}/{obj}/sorted.csv",
+                &obj[..2]
+            )),
+            "a\nb\nc\n"
+        );
+    }
+}
+
+#[test]
+fn a_store_with_an_empty_format_file_is_usable() {
+    // What a full disk or a kill during the store's creation leaves behind.
+    let ws = Workspace::new();
+    ws.write("runs/.store/FORMAT", "");
+    let out = ws.run(&["status"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(ws.read("runs/.store/FORMAT"), "1\n");
+    // A FORMAT that names another layout is still refused, not overwritten.
+    ws.write("runs/.store/FORMAT", "9\n");
+    let out = ws.run(&["status"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("layout format 9"), "{}", stderr(&out));
+    assert_eq!(ws.read("runs/.store/FORMAT"), "9\n");
+}
