@@ -4,7 +4,9 @@
 //! field they do not know, so a mismatch is an error naming the field, never a silent "—".
 //!
 //! Numbers that are undefined (an AUC of a cohort without both classes, a NaN p) are written as
-//! `null` and read as `None`; every such field is an `Option`.
+//! `null` and read as `None`; every such field is an `Option`, and may also be absent (results
+//! written by earlier builds of format 1 lack `methods.roc_band`, `models[].roc_band` and the
+//! shift's `se`, `statistic`, `df`).
 
 use std::collections::BTreeMap;
 
@@ -148,7 +150,9 @@ pub struct ModelDoc {
     pub seed_spread: SpreadDoc,
     /// `[fpr, tpr]` points of the seed ensemble's ROC curve.
     pub roc: Vec<[Option<f64>; 2]>,
-    /// Pointwise band `[fpr, tpr_lo, tpr_hi]` of the ROC curve (`methods.roc_band`).
+    /// Pointwise band `[fpr, tpr_lo, tpr_hi]` of the ROC curve (`methods.roc_band`); empty in
+    /// results written before the band was added (still format 1).
+    #[serde(default)]
     pub roc_band: Vec<[Option<f64>; 3]>,
     pub calibration: Option<CalibrationDoc>,
 }
@@ -191,4 +195,37 @@ pub struct ShiftDoc {
     pub statistic: Option<f64>,
     pub df: Option<f64>,
     pub p: Option<f64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn minimal() -> serde_json::Value {
+        json!({"format": 1, "stage": "evaluate", "methods": {"bootstrap": {}}, "cohorts": {},
+               "models": [], "primary": null, "secondary": [], "reference": null,
+               "versus_reference": [], "external_shift": []})
+    }
+
+    #[test]
+    fn a_document_of_format_1_parses_and_round_trips() {
+        let doc = parse(minimal()).expect("parses");
+        assert_eq!(doc.stage, "evaluate");
+        assert_eq!(parse(serde_json::to_value(&doc).unwrap()).unwrap(), doc);
+    }
+
+    #[test]
+    fn another_format_a_missing_field_or_an_unknown_one_is_refused_by_name() {
+        let mut v = minimal();
+        v["format"] = json!(2);
+        assert!(parse(v).unwrap_err().contains("results format 2"));
+        let mut v = minimal();
+        v.as_object_mut().unwrap().remove("models");
+        assert!(parse(v).unwrap_err().contains("models"));
+        let mut v = minimal();
+        v["methods"]["colour"] = json!("red");
+        let e = parse(v).unwrap_err();
+        assert!(e.contains("methods") && e.contains("colour"), "{e}");
+    }
 }
