@@ -56,7 +56,9 @@ pub fn bundle(ctx: &Context, args: &BundleArgs) -> Result<i32, Error> {
     )
     .ok()
     .map(|l| l.tolerance);
-    let lock = describe_run(ctx, &dir, &exp, tolerance, args.no_wait)?;
+    let mut lock = describe_run(ctx, &dir, &exp, tolerance, args.no_wait)?;
+    // The run's own end, not the clock: the same run bundles to the same bytes in any second.
+    lock.created_at = m.finished_at.clone();
     let mut files = BTreeMap::new();
     files.insert(bundle::EXPERIMENT.to_string(), experiment);
     files.insert(bundle::LOCK.to_string(), verify::lock_bytes(&lock));
