@@ -113,6 +113,7 @@ pub fn gc(ctx: &Context, args: &GcArgs) -> Result<i32, Error> {
         store.index().flush()?;
         store.clean_scratch()?;
     }
+    let (isolated, isolated_bytes, in_use) = collect_isolated_stores(ctx, args.dry_run)?;
     if args.json {
         print_json(&json!({
             "dry_run": args.dry_run,
@@ -128,6 +129,7 @@ pub fn gc(ctx: &Context, args: &GcArgs) -> Result<i32, Error> {
                 .iter()
                 .map(|r| json!({"workspace": r.root.workspace, "run_dir": r.root.run_dir}))
                 .collect::<Vec<_>>(),
+            "reproduce_stores": {"collected": isolated, "bytes": isolated_bytes, "in_use": in_use},
         }))?;
     } else {
         let verb = if args.dry_run {
@@ -171,6 +173,19 @@ pub fn gc(ctx: &Context, args: &GcArgs) -> Result<i32, Error> {
                 forget.len()
             );
         }
+        if !isolated.is_empty() || in_use > 0 {
+            println!(
+                "  {verb} {} isolated reproduce store(s) under `runs/{}` ({}){}",
+                isolated.len(),
+                super::reproduce::ISOLATED_STORES,
+                human_bytes(isolated_bytes),
+                if in_use > 0 {
+                    format!("; {in_use} in use by a running reproduce, kept")
+                } else {
+                    String::new()
+                }
+            );
+        }
     }
     Ok(exit::OK)
 }
@@ -189,4 +204,38 @@ fn age(rfc3339: &str) -> String {
         (0, _) => format!("{h}h {m}m ago"),
         _ => format!("{d}d {h}h ago"),
     }
+}
+
+/// Deletes (or, on a dry run, sizes) the isolated stores `reproduce` left under `runs/`, except
+/// those a running reproduce holds. Returns their ids, their size and how many were in use.
+fn collect_isolated_stores(
+    ctx: &Context,
+    dry_run: bool,
+) -> Result<(Vec<String>, u64, usize), Error> {
+    let (mut collected, mut bytes, mut in_use) = (Vec::new(), 0, 0);
+    for dir in super::reproduce::isolated_stores(ctx) {
+        // A store that is one: its lock says whether a reproduce still uses it. A folder without
+        // FORMAT is a bundle's experiment copy whose reproduce never opened its store.
+        if dir.join("FORMAT").is_file() {
+            match crate::store::Store::open(&dir, crate::store::LockWait::NoWait, &|_| {}) {
+                Ok(store) => drop(store),
+                Err(crate::store::StoreError::Busy { .. }) => {
+                    in_use += 1;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        bytes += dir_size(&dir);
+        if !dry_run {
+            std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        }
+        collected.push(
+            dir.file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned(),
+        );
+    }
+    Ok((collected, bytes, in_use))
 }

@@ -81,13 +81,16 @@ pub fn status(ctx: &Context, args: &StatusArgs) -> Result<i32, Error> {
         }
         None => None,
     };
+    let isolated = super::reproduce::isolated_stores(ctx);
+    let isolated_bytes: u64 = isolated.iter().map(|d| dir_size(d)).sum();
     if args.json {
         let exps: Vec<_> = latest
             .iter()
             .map(|m| json!({"experiment": m.experiment, "run_id": m.run_id, "status": m.status, "finished_at": m.finished_at, "counts": m.counts()}))
             .collect();
         print_json(
-            &json!({"store": ctx.store, "busy": store.is_none(), "figures": figures, "experiments": exps}),
+            &json!({"store": ctx.store, "busy": store.is_none(), "figures": figures, "experiments": exps,
+                    "reproduce_stores": {"count": isolated.len(), "bytes": isolated_bytes}}),
         )?;
         return Ok(exit::OK);
     }
@@ -103,6 +106,14 @@ pub fn status(ctx: &Context, args: &StatusArgs) -> Result<i32, Error> {
             "store `{}`: busy (a run is in progress)",
             ctx.store.display()
         ),
+    }
+    if !isolated.is_empty() {
+        println!(
+            "{} isolated reproduce store(s) under `runs/{}` ({}); `orchestrate gc` collects them",
+            isolated.len(),
+            super::reproduce::ISOLATED_STORES,
+            human_bytes(isolated_bytes)
+        );
     }
     if latest.is_empty() {
         println!("no runs yet: try `orchestrate run experiments/quickstart.yaml`");

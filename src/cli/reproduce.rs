@@ -20,6 +20,23 @@ use crate::fingerprint::{BINARY_IDENTITY, builtin_code_identity, git_provenance,
 use crate::kinds::StageKind;
 use crate::verify::{self, Lock, bundle};
 
+/// The folder under `runs/` that holds one isolated store per recomputation (`status` counts
+/// them, `gc` collects the ones no reproduce is using).
+pub(crate) const ISOLATED_STORES: &str = ".reproduce";
+
+/// The isolated stores `reproduce` left under `runs/`, oldest first.
+pub(crate) fn isolated_stores(ctx: &Context) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(ctx.runs.join(ISOLATED_STORES))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir()))
+        .collect();
+    v.sort();
+    v
+}
+
 #[derive(Debug, Args)]
 #[command(
     mut_arg("experiment", |a| a.value_name("TARGET").help(
@@ -143,7 +160,7 @@ pub fn reproduce(ctx: &Context, args: &ReproduceArgs) -> Result<i32, Error> {
         announce_commands(&exp);
     }
     let id = manifest::new_run_id();
-    let isolated = ctx.runs.join(".reproduce").join(&id);
+    let isolated = ctx.runs.join(ISOLATED_STORES).join(&id);
     if let Some(bytes) = &bundled {
         // The only file a bundle ever writes: its experiment, inside the new isolated folder.
         let copy = isolated.join(bundle::EXPERIMENT);

@@ -199,6 +199,7 @@ impl Store {
     /// and nothing is moved. An existing intact object with the same digest is kept and the
     /// scratch copy dropped; a corrupt one is replaced.
     pub fn commit_object(&self, scratch_out: &Path, claimed: &str) -> Result<PathBuf, StoreError> {
+        unshare_links(scratch_out)?;
         set_read_only(scratch_out);
         let recorder = Recorder::default();
         let actual = fingerprint::hash_path(scratch_out, &recorder)?;
@@ -311,6 +312,27 @@ fn walk_files(p: &Path, f: &mut dyn FnMut(&Path, bool)) {
             f(p, false);
         }
     }
+}
+
+/// Gives every output file that has other hard links (`ln {deps.raw} {outs.copy}`) an inode of
+/// its own, so that making stored files read-only never changes the permissions of a user's
+/// file or of another object's.
+fn unshare_links(p: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::MetadataExt;
+    let mut shared = Vec::new();
+    walk_files(p, &mut |path, is_dir| {
+        if !is_dir && fs::symlink_metadata(path).is_ok_and(|m| m.nlink() > 1) {
+            shared.push(path.to_path_buf());
+        }
+    });
+    for f in shared {
+        let mut name = f.file_name().unwrap_or_default().to_os_string();
+        name.push(".unshared");
+        let tmp = f.with_file_name(name);
+        fs::copy(&f, &tmp).map_err(io(&tmp))?;
+        fs::rename(&tmp, &f).map_err(io(&f))?;
+    }
+    Ok(())
 }
 
 /// Stored files are read-only so that a stray write fails instead of corrupting the cache.

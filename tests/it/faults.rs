@@ -489,3 +489,45 @@ fn a_store_with_an_empty_format_file_is_usable() {
     assert!(stderr(&out).contains("layout format 9"), "{}", stderr(&out));
     assert_eq!(ws.read("runs/.store/FORMAT"), "9\n");
 }
+
+#[test]
+fn an_output_hard_linked_to_an_input_leaves_the_users_file_alone() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let ws = Workspace::new();
+    ws.write("data/raw.csv", "a\n").write(
+        "experiments/x.yaml",
+        r#"
+experiment: x
+stages:
+  link:
+    kind: command
+    cmd: "ln {deps.raw} {outs.copy}"
+    deps: {raw: data/raw.csv}
+    outs: {copy: copy.csv}
+"#,
+    );
+    let before = std::fs::metadata(ws.join("data/raw.csv")).unwrap();
+    let m = ws.run_ok("experiments/x.yaml");
+    let obj = m["stages"][0]["object"].as_str().unwrap().to_string();
+    let stored =
+        std::fs::metadata(ws.join(&format!("runs/.store/objects/{}/{obj}/copy.csv", &obj[..2])))
+            .unwrap();
+    let after = std::fs::metadata(ws.join("data/raw.csv")).unwrap();
+    assert_eq!(
+        after.permissions().mode(),
+        before.permissions().mode(),
+        "committing must not make the user's input read-only"
+    );
+    assert_ne!(
+        stored.ino(),
+        after.ino(),
+        "the stored output has an inode of its own"
+    );
+    assert_eq!(
+        stored.permissions().mode() & 0o222,
+        0,
+        "stored files are read-only"
+    );
+    // And the input is still the user's to edit.
+    ws.write("data/raw.csv", "b\n");
+}

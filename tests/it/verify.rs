@@ -3,7 +3,7 @@
 
 use std::process::Output;
 
-use crate::common::{Workspace, stderr};
+use crate::common::{Workspace, stderr, wait_for};
 
 const EXPERIMENT: &str = r#"
 experiment: rules
@@ -256,4 +256,49 @@ fn a_malformed_lock_is_a_usage_error() {
         "{}",
         stderr(&out)
     );
+}
+
+#[test]
+fn status_counts_the_isolated_reproduce_stores_and_gc_collects_those_not_in_use() {
+    let ws = locked();
+    let out = ws.run(&["reproduce", "experiments/rules.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = ws.run(&["reproduce", "experiments/rules.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let isolated: Vec<_> = std::fs::read_dir(ws.join("runs/.reproduce"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(isolated.len(), 2);
+    let status = String::from_utf8_lossy(&ws.run(&["status"]).stdout).into_owned();
+    assert!(
+        status.contains("2 isolated reproduce store(s) under `runs/.reproduce`"),
+        "{status}"
+    );
+    // One of them is in use: a run holds its lock while a slow stage sleeps.
+    ws.write(
+        "experiments/slow.yaml",
+        "experiment: slow\nstages:\n  nap:\n    kind: command\n    cmd: \"touch started && sleep 3 && touch {outs.done}\"\n    outs: {done: done}\n",
+    );
+    let busy = isolated[0].to_str().unwrap().to_string();
+    let mut holder = ws.spawn(&["--store", &busy, "run", "experiments/slow.yaml"]);
+    wait_for(&ws.join("started"), "the slow stage to start");
+    let out = ws.run(&["gc", "--dry-run"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        text.contains("would delete 1 isolated reproduce store(s)") && text.contains("1 in use"),
+        "{text}"
+    );
+    assert!(isolated[1].exists(), "a dry run deletes nothing");
+    let out = ws.run(&["gc"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        !isolated[1].exists(),
+        "the idle isolated store is collected"
+    );
+    assert!(isolated[0].exists(), "the one in use is kept");
+    assert!(holder.wait().unwrap().success());
+    ws.run(&["gc"]);
+    assert!(!isolated[0].exists(), "collected once its run is over");
 }
