@@ -220,7 +220,7 @@ impl<B: AutodiffBackend> JepaTrainer<B> {
         let z = self
             .online
             .context
-            .forward_subset(batch, &keep, &keep_keys.clone(), &mut drop);
+            .forward_subset(batch, &keep, &keep_keys, &mut drop);
         let pred =
             self.online
                 .predictor

@@ -205,10 +205,7 @@ pub fn explain(old: &KeyDoc, new: &KeyDoc) -> Vec<Reason> {
         });
     }
     if old.backend != new.backend {
-        let name = |b: &Option<String>| {
-            b.as_ref()
-                .map_or("unset".to_string(), |b| format!("\"{b}\""))
-        };
+        let name = |b: &Option<String>| short(&b.clone().map_or(Value::Null, Value::String));
         reasons.push(Reason::BackendChanged {
             old: name(&old.backend),
             new: name(&new.backend),

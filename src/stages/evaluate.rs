@@ -19,7 +19,7 @@ use std::io::Write;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::config::{ConfigError, from_task, typed};
 use crate::kinds::DepSpec;
@@ -285,17 +285,6 @@ fn sigmoid(x: f64) -> f64 {
 
 fn err(e: stats::StatsError, what: &str) -> String {
     format!("{what}: {e}")
-}
-
-/// Everything `evaluate` computes, as the JSON written to `results.json`.
-fn evaluate(
-    stage: &str,
-    rows: &[ScoreRow],
-    cfg: &EvaluateConfig,
-    truth: Option<&Value>,
-) -> Result<Value, String> {
-    let doc = evaluate_doc(stage, rows, cfg, truth)?;
-    serde_json::to_value(&doc).map_err(|e| format!("cannot encode the results: {e}"))
 }
 
 /// Everything `evaluate` computes, as the typed `results.json` document.
@@ -628,43 +617,40 @@ pub fn run(task: &TaskFile, log: &mut dyn Write) -> Result<Value, String> {
         ),
         None => None,
     };
-    let results = evaluate(&task.stage, &rows, &cfg, truth.as_ref())?;
+    let results = evaluate_doc(&task.stage, &rows, &cfg, truth.as_ref())?;
     let out = task.out_dir.join("results.json");
-    let bytes = serde_json::to_vec_pretty(&results).map_err(|e| e.to_string())?;
+    // Through a `Value`, as every JSON document here: sorted keys, canonical bytes.
+    let bytes = serde_json::to_value(&results)
+        .and_then(|v| serde_json::to_vec_pretty(&v))
+        .map_err(|e| e.to_string())?;
     std::fs::write(&out, bytes).map_err(|e| format!("cannot write `{}`: {e}", out.display()))?;
+    let nan = |x: Option<f64>| x.unwrap_or(f64::NAN);
     let mut summary = serde_json::Map::new();
-    for m in results["models"].as_array().into_iter().flatten() {
+    for m in &results.models {
         let line = format!(
             "{:<24} {:<10} AUC {:.3} (DeLong {:.3}–{:.3}; bootstrap {:.3}–{:.3}; {} seed(s), sd {:.3})",
-            m["model"].as_str().unwrap_or("?"),
-            m["cohort"].as_str().unwrap_or("?"),
-            m["auc"].as_f64().unwrap_or(f64::NAN),
-            m["delong"]["lo"].as_f64().unwrap_or(f64::NAN),
-            m["delong"]["hi"].as_f64().unwrap_or(f64::NAN),
-            m["bootstrap"]["lo"].as_f64().unwrap_or(f64::NAN),
-            m["bootstrap"]["hi"].as_f64().unwrap_or(f64::NAN),
-            m["seeds"],
-            m["seed_spread"]["sd"].as_f64().unwrap_or(f64::NAN),
+            m.model,
+            m.cohort,
+            nan(m.auc),
+            nan(m.delong.lo),
+            nan(m.delong.hi),
+            nan(m.bootstrap.lo),
+            nan(m.bootstrap.hi),
+            m.seeds.map_or("?".to_string(), |n| n.to_string()),
+            nan(m.seed_spread.sd),
         );
         let _ = writeln!(log, "{line}");
-        summary.insert(
-            format!(
-                "auc/{}/{}",
-                m["model"].as_str().unwrap_or("?"),
-                m["cohort"].as_str().unwrap_or("?")
-            ),
-            m["auc"].clone(),
-        );
+        summary.insert(format!("auc/{}/{}", m.model, m.cohort), json!(m.auc));
     }
-    if let Some(p) = results["primary"].as_object() {
+    if let Some(p) = &results.primary {
         let _ = writeln!(
             log,
             "primary: {} − {} on {}: ΔAUC {:.3} (DeLong p = {:.4})",
-            p["a"].as_str().unwrap_or("?"),
-            p["b"].as_str().unwrap_or("?"),
-            p["cohort"].as_str().unwrap_or("?"),
-            p["delta"].as_f64().unwrap_or(f64::NAN),
-            p["delong"]["p"].as_f64().unwrap_or(f64::NAN)
+            p.a,
+            p.b,
+            p.cohort,
+            nan(p.delta),
+            nan(p.delong.p)
         );
     }
     Ok(Value::Object(summary))
@@ -673,6 +659,16 @@ pub fn run(task: &TaskFile, log: &mut dyn Write) -> Result<Value, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The results as the JSON written to `results.json`.
+    fn evaluate(
+        stage: &str,
+        rows: &[ScoreRow],
+        cfg: &EvaluateConfig,
+        truth: Option<&Value>,
+    ) -> Result<Value, String> {
+        evaluate_doc(stage, rows, cfg, truth).map(|d| serde_json::to_value(d).unwrap())
+    }
 
     fn rows() -> Vec<ScoreRow> {
         // Two models, two seeds, one cohort of 8 patients; model `good` ranks perfectly.

@@ -422,20 +422,27 @@ stages:
     assert_eq!(rc("again.rc"), "0", "{}", ws.read("again.err"));
 }
 
+/// A workspace with `data/raw.csv` (`raw`) and `experiments/x.yaml`: one command stage `name`
+/// running `cmd` on `{deps.raw}` into `{outs.out}` (file `out`).
+fn one_stage(raw: &str, name: &str, cmd: &str, out: &str) -> Workspace {
+    let ws = Workspace::new();
+    ws.write("data/raw.csv", raw).write(
+        "experiments/x.yaml",
+        &format!(
+            "experiment: x\nstages:\n  {name}:\n    kind: command\n    cmd: \"{cmd}\"\n    \
+             deps: {{raw: data/raw.csv}}\n    outs: {{out: {out}}}\n"
+        ),
+    );
+    ws
+}
+
 #[test]
 fn an_object_path_that_is_no_object_folder_is_recomputed_and_healed() {
-    let ws = Workspace::new();
-    ws.write("data/raw.csv", "b\na\nc\n").write(
-        "experiments/x.yaml",
-        r#"
-experiment: x
-stages:
-  sort:
-    kind: command
-    cmd: "sort {deps.raw} > {outs.sorted}"
-    deps: {raw: data/raw.csv}
-    outs: {sorted: sorted.csv}
-"#,
+    let ws = one_stage(
+        "b\na\nc\n",
+        "sort",
+        "sort {deps.raw} > {outs.out}",
+        "sorted.csv",
     );
     let m = ws.run_ok("experiments/x.yaml");
     let obj = m["stages"][0]["object"].as_str().unwrap().to_string();
@@ -493,19 +500,7 @@ fn a_store_with_an_empty_format_file_is_usable() {
 #[test]
 fn an_output_hard_linked_to_an_input_leaves_the_users_file_alone() {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let ws = Workspace::new();
-    ws.write("data/raw.csv", "a\n").write(
-        "experiments/x.yaml",
-        r#"
-experiment: x
-stages:
-  link:
-    kind: command
-    cmd: "ln {deps.raw} {outs.copy}"
-    deps: {raw: data/raw.csv}
-    outs: {copy: copy.csv}
-"#,
-    );
+    let ws = one_stage("a\n", "link", "ln {deps.raw} {outs.out}", "copy.csv");
     let before = std::fs::metadata(ws.join("data/raw.csv")).unwrap();
     let m = ws.run_ok("experiments/x.yaml");
     let obj = m["stages"][0]["object"].as_str().unwrap().to_string();
