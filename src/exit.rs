@@ -9,7 +9,7 @@ pub const INTERNAL: i32 = 1;
 pub const USAGE: i32 = 2;
 /// At least one stage failed; what succeeded is committed.
 pub const STAGE_FAILED: i32 = 3;
-/// Another `orchestrate` holds the store and `--no-wait` was given.
+/// `--no-wait`: a stage to run is being computed by another `orchestrate` process.
 pub const STORE_BUSY: i32 = 4;
 /// `reproduce`: the recomputation differs from its reference beyond the tolerance policy.
 pub const NOT_REPRODUCED: i32 = 5;

@@ -21,9 +21,6 @@ pub struct BundleArgs {
     /// The archive to write, e.g. paper-bundle.tar.gz
     #[arg(short, long, value_name = "FILE.tar.gz")]
     pub out: PathBuf,
-    /// Fail with exit code 4 instead of waiting when another orchestrate holds the store
-    #[arg(long)]
-    pub no_wait: bool,
 }
 
 pub fn bundle(ctx: &Context, args: &BundleArgs) -> Result<i32, Error> {
@@ -56,7 +53,7 @@ pub fn bundle(ctx: &Context, args: &BundleArgs) -> Result<i32, Error> {
     )
     .ok()
     .map(|l| l.tolerance);
-    let mut lock = describe_run(ctx, &dir, &exp, tolerance, args.no_wait)?;
+    let mut lock = describe_run(ctx, &dir, &exp, tolerance)?;
     // The run's own end, not the clock: the same run bundles to the same bytes in any second.
     lock.created_at = m.finished_at.clone();
     let mut files = BTreeMap::new();

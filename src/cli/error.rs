@@ -49,7 +49,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Experiment(_) | Error::Usage(_) | Error::Stats(_) => exit::USAGE,
-            Error::Store(crate::store::StoreError::Busy { .. }) => exit::STORE_BUSY,
+            Error::Store(crate::store::StoreError::Claimed { .. }) => exit::STORE_BUSY,
             Error::Fingerprint(crate::fingerprint::FingerprintError::Missing { .. }) => exit::USAGE,
             Error::StagesFailed { .. } => exit::STAGE_FAILED,
             Error::NotReproduced { .. } => exit::NOT_REPRODUCED,

@@ -28,9 +28,6 @@ pub struct GcArgs {
     /// (deleted, or on another machine): their objects are then collected
     #[arg(long)]
     pub prune_missing: bool,
-    /// Fail with exit code 4 instead of waiting when another orchestrate holds the store
-    #[arg(long)]
-    pub no_wait: bool,
     /// Print as JSON on stdout
     #[arg(long)]
     pub json: bool,
@@ -46,7 +43,10 @@ struct Kept {
 }
 
 pub fn gc(ctx: &Context, args: &GcArgs) -> Result<i32, Error> {
-    let store = open_store(ctx, args.no_wait)?;
+    let store = open_store(ctx)?;
+    // While gc marks and sweeps, no process pins anything: what a live process uses is in its
+    // pins (read below), and what it pins after the sweep it finds missing and recomputes.
+    let _sweep = store.collect_guard()?;
     // This workspace's run folders (also runs recorded before the store kept roots) …
     let mut kept: BTreeSet<String> = manifest::list_runs(&ctx.runs)
         .iter()
@@ -81,6 +81,16 @@ pub fn gc(ctx: &Context, args: &GcArgs) -> Result<i32, Error> {
         }
         kept.extend(r.root.objects.iter().cloned());
     }
+    // What live processes (runs in progress, anywhere) have read or committed.
+    let (mut live, mut in_flight) = (0, BTreeSet::new());
+    for session in store.live_sessions()? {
+        if Some(session.id.as_str()) != store.session_id() {
+            live += 1;
+            in_flight.extend(session.pins());
+        }
+    }
+    let in_flight_only = in_flight.difference(&kept).count();
+    kept.extend(in_flight);
     let unreferenced: Vec<String> = store
         .object_digests()?
         .into_iter()
@@ -91,9 +101,8 @@ pub fn gc(ctx: &Context, args: &GcArgs) -> Result<i32, Error> {
         .map(|d| dir_size(&store.object_path(d)))
         .sum();
     let records: Vec<String> = store
-        .index()
-        .records()
-        .filter_map(Result::ok)
+        .records()?
+        .into_iter()
         .filter(|r| !kept.contains(&r.object))
         .map(|r| r.key)
         .collect();
@@ -103,14 +112,13 @@ pub fn gc(ctx: &Context, args: &GcArgs) -> Result<i32, Error> {
         }
         // Records first: a record must never point at a deleted object.
         for k in &records {
-            store.index().remove_record(k)?;
+            store.remove_record(k)?;
         }
-        store.index().flush()?;
         for d in &unreferenced {
-            store.index().remove_stat_prefix(&store.object_path(d))?;
+            store.forget_stats(&store.object_path(d));
             store.remove_object(d)?;
         }
-        store.index().flush()?;
+        store.checkpoint();
         store.clean_scratch()?;
     }
     let (isolated, isolated_bytes, in_use) = collect_isolated_stores(ctx, args.dry_run)?;
@@ -121,6 +129,7 @@ pub fn gc(ctx: &Context, args: &GcArgs) -> Result<i32, Error> {
             "records": records.len(),
             "bytes": bytes,
             "kept_objects": kept.len(),
+            "running": {"processes": live, "objects_only_they_use": in_flight_only},
             "roots": by_workspace
                 .iter()
                 .map(|(w, k)| json!({"workspace": w, "runs": k.runs, "not_visible": k.not_visible, "newest": k.newest}))
@@ -138,12 +147,18 @@ pub fn gc(ctx: &Context, args: &GcArgs) -> Result<i32, Error> {
             "deleted"
         };
         println!(
-            "{verb} {} object(s) ({}) and {} record(s); {} object(s) referenced by kept runs",
+            "{verb} {} object(s) ({}) and {} record(s); {} object(s) kept",
             unreferenced.len(),
             human_bytes(bytes),
             records.len(),
             kept.len()
         );
+        if live > 0 {
+            println!(
+                "  keeps {in_flight_only} more object(s) in use by {live} running process(es) \
+                 (see `orchestrate status`)"
+            );
+        }
         for (w, k) in &by_workspace {
             println!(
                 "  keeps {} run(s) of workspace `{}`{}{}",
@@ -214,17 +229,15 @@ fn collect_isolated_stores(
 ) -> Result<(Vec<String>, u64, usize), Error> {
     let (mut collected, mut bytes, mut in_use) = (Vec::new(), 0, 0);
     for dir in super::reproduce::isolated_stores(ctx) {
-        // A store that is one: its lock says whether a reproduce still uses it. A folder without
-        // FORMAT is a bundle's experiment copy whose reproduce never opened its store.
-        if dir.join("FORMAT").is_file() {
-            match crate::store::Store::open(&dir, crate::store::LockWait::NoWait, &|_| {}) {
-                Ok(store) => drop(store),
-                Err(crate::store::StoreError::Busy { .. }) => {
-                    in_use += 1;
-                    continue;
-                }
-                Err(e) => return Err(e.into()),
-            }
+        // A store that is one: its sessions say whether a reproduce still uses it. A folder
+        // without FORMAT is a bundle's experiment copy whose reproduce never opened its store.
+        if dir.join("FORMAT").is_file()
+            && !crate::store::Store::open_read(&dir)?
+                .live_sessions()?
+                .is_empty()
+        {
+            in_use += 1;
+            continue;
         }
         bytes += dir_size(&dir);
         if !dry_run {

@@ -3,11 +3,10 @@
 use clap::Args;
 use serde_json::json;
 
-use super::{Context, open_store, print_json};
+use super::{Context, print_json, read_store};
 use crate::cli::error::Error;
 use crate::exec::manifest::{self, RunManifest};
 use crate::exit;
-use crate::store::StoreError;
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
@@ -66,21 +65,20 @@ fn counts_text(m: &RunManifest) -> String {
 pub fn status(ctx: &Context, args: &StatusArgs) -> Result<i32, Error> {
     let runs = manifest::list_runs(&ctx.runs);
     let latest = latest_per_experiment(&runs);
-    // The store figures need the index; a running dispatcher holds it, and status must not wait.
-    let store = match open_store(ctx, true) {
-        Ok(s) => Some(s),
-        Err(Error::Store(StoreError::Busy { .. })) => None,
-        Err(e) => return Err(e),
-    };
-    let figures = match &store {
-        Some(s) => {
-            let objects = s.object_digests()?;
-            let bytes: u64 = objects.iter().map(|d| dir_size(&s.object_path(d))).sum();
-            let records = s.index().records().count();
-            Some(json!({"objects": objects.len(), "bytes": bytes, "records": records}))
-        }
-        None => None,
-    };
+    // Read without waiting for anybody: runs in progress are listed, not waited for.
+    let store = read_store(ctx)?;
+    let objects = store.object_digests()?;
+    let bytes: u64 = objects
+        .iter()
+        .map(|d| dir_size(&store.object_path(d)))
+        .sum();
+    let records = store.records()?.len();
+    let live: Vec<_> = store
+        .live_sessions()?
+        .into_iter()
+        .filter_map(|s| s.owner)
+        .filter(|o| o.pid != std::process::id())
+        .collect();
     let isolated = super::reproduce::isolated_stores(ctx);
     let isolated_bytes: u64 = isolated.iter().map(|d| dir_size(d)).sum();
     if args.json {
@@ -88,24 +86,24 @@ pub fn status(ctx: &Context, args: &StatusArgs) -> Result<i32, Error> {
             .iter()
             .map(|m| json!({"experiment": m.experiment, "run_id": m.run_id, "status": m.status, "finished_at": m.finished_at, "counts": m.counts()}))
             .collect();
-        print_json(
-            &json!({"store": ctx.store, "busy": store.is_none(), "figures": figures, "experiments": exps,
-                    "reproduce_stores": {"count": isolated.len(), "bytes": isolated_bytes}}),
-        )?;
+        print_json(&json!({"store": ctx.store,
+            "figures": {"objects": objects.len(), "bytes": bytes, "records": records},
+            "processes": live, "experiments": exps,
+            "reproduce_stores": {"count": isolated.len(), "bytes": isolated_bytes}}))?;
         return Ok(exit::OK);
     }
-    match &figures {
-        Some(f) => println!(
-            "store `{}`: {} objects ({}), {} records",
-            ctx.store.display(),
-            f["objects"],
-            human_bytes(f["bytes"].as_u64().unwrap_or(0)),
-            f["records"]
-        ),
-        None => println!(
-            "store `{}`: busy (a run is in progress)",
-            ctx.store.display()
-        ),
+    println!(
+        "store `{}`: {} objects ({}), {} records",
+        ctx.store.display(),
+        objects.len(),
+        human_bytes(bytes),
+        records
+    );
+    for o in &live {
+        println!(
+            "{:>12} by {}@{} (pid {}) since {}: orchestrate {}",
+            "In use", o.user, o.host, o.pid, o.since, o.command
+        );
     }
     if !isolated.is_empty() {
         println!(
@@ -211,7 +209,7 @@ pub fn show(ctx: &Context, args: &ShowArgs) -> Result<i32, Error> {
         }
     };
     let record = match &entry.key {
-        Some(k) => open_store(ctx, false)?.index().record(k)?,
+        Some(k) => read_store(ctx)?.record(k)?,
         None => None,
     };
     let log_file = ctx

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use serde_json::Value;
 
-use super::{Context, open_store, print_json};
+use super::{Context, print_json, read_store};
 use crate::cli::error::Error;
 use crate::dsl::{self, Experiment};
 use crate::exec::manifest::RunManifest;
@@ -30,7 +30,8 @@ pub struct LockArgs {
     /// Fail instead of running the experiment when it has no complete, up-to-date run
     #[arg(long)]
     pub no_run: bool,
-    /// Fail with exit code 4 instead of waiting when another orchestrate holds the store
+    /// Fail with exit code 4 instead of waiting when a stage to run is being computed by another
+    /// orchestrate process (on this store, from any workspace)
     #[arg(long)]
     pub no_wait: bool,
     /// Print the lock as JSON on stdout
@@ -52,7 +53,7 @@ pub fn lock(ctx: &Context, args: &LockArgs) -> Result<i32, Error> {
             let cwd = std::env::current_dir().map_err(|e| Error::io(".", e))?;
             crate::report::run::resolve_run(&ctx.runs, &cwd, spec)?
         }
-        None => match stale_reason(ctx, &exp, args.no_wait)? {
+        None => match stale_reason(ctx, &exp)? {
             None => latest_run_dir(ctx, &exp.name).expect("checked by stale_reason"),
             Some(why) if args.no_run => {
                 return Err(Error::Usage(format!(
@@ -85,7 +86,7 @@ pub fn lock(ctx: &Context, args: &LockArgs) -> Result<i32, Error> {
     }
     // An edited tolerance policy survives re-locking.
     let tolerance = verify::read_lock(&out).ok().map(|l| l.tolerance);
-    let lock = describe_run(ctx, &run_dir, &exp, tolerance, args.no_wait)?;
+    let lock = describe_run(ctx, &run_dir, &exp, tolerance)?;
     let written = verify::write_lock(&out, &lock)?;
     if args.json {
         print_json(&lock)?;
@@ -104,7 +105,7 @@ pub fn lock(ctx: &Context, args: &LockArgs) -> Result<i32, Error> {
 
 /// Why the latest run cannot be locked as it is (`None`: it can): missing, incomplete, or
 /// made with other keys than the experiment and the binary give now.
-fn stale_reason(ctx: &Context, exp: &Experiment, no_wait: bool) -> Result<Option<String>, Error> {
+fn stale_reason(ctx: &Context, exp: &Experiment) -> Result<Option<String>, Error> {
     let Some(dir) = latest_run_dir(ctx, &exp.name) else {
         return Ok(Some("it has never been run".to_string()));
     };
@@ -115,7 +116,7 @@ fn stale_reason(ctx: &Context, exp: &Experiment, no_wait: bool) -> Result<Option
             m.run_id, m.status
         )));
     }
-    let store = open_store(ctx, no_wait)?;
+    let store = read_store(ctx)?;
     let plan = Plan::build(exp, &store, &PlanOptions::default())?;
     for (i, (s, state)) in exp.stages.iter().zip(&plan.states).enumerate() {
         let why = match state {
@@ -183,14 +184,13 @@ pub(super) fn describe_run(
     run_dir: &Path,
     exp: &Experiment,
     tolerance: Option<TolerancePolicy>,
-    no_wait: bool,
 ) -> Result<Lock, Error> {
     let manifest = read_manifest(run_dir)?;
-    let store = open_store(ctx, no_wait)?;
+    let store = read_store(ctx)?;
     let mut records = Vec::with_capacity(manifest.stages.len());
     for s in &manifest.stages {
         records.push(match &s.key {
-            Some(k) => store.index().record(k)?,
+            Some(k) => store.record(k)?,
             None => None,
         });
     }

@@ -27,7 +27,7 @@ use crate::exit;
 /// anything will run.
 ///
 /// Exit codes: 0 ok, 1 internal error, 2 experiment or usage error (nothing written),
-/// 3 a stage failed, 4 store busy (with --no-wait), 5 `reproduce` found a difference beyond the
+/// 3 a stage failed, 4 a stage is being computed by another process (with --no-wait), 5 `reproduce` found a difference beyond the
 /// lock's tolerance policy, 130 interrupted.
 #[derive(Debug, Parser)]
 #[command(
@@ -213,17 +213,13 @@ pub(crate) fn print_json(v: &impl serde::Serialize) -> Result<(), Error> {
     Ok(())
 }
 
-/// Opens the store, telling the user while it waits for another process.
-pub(crate) fn open_store(ctx: &Context, no_wait: bool) -> Result<crate::store::Store, Error> {
-    let wait = if no_wait {
-        crate::store::LockWait::NoWait
-    } else {
-        crate::store::LockWait::Wait
-    };
-    Ok(crate::store::Store::open(&ctx.store, wait, &|holder| {
-        eprintln!(
-            "{:>12} for the store lock ({holder}); use --no-wait to fail instead",
-            "Waiting"
-        );
-    })?)
+/// Opens the store for writing (a run, gc): no other process waits for this one.
+pub(crate) fn open_store(ctx: &Context) -> Result<crate::store::Store, Error> {
+    Ok(crate::store::Store::open(&ctx.store)?)
+}
+
+/// Opens the store for reading (`status`, `show`, `plan`, …): writes nothing, waits for
+/// nobody, works on a read-only store.
+pub(crate) fn read_store(ctx: &Context) -> Result<crate::store::Store, Error> {
+    Ok(crate::store::Store::open_read(&ctx.store)?)
 }

@@ -124,7 +124,7 @@ pub fn reproduce(ctx: &Context, args: &ReproduceArgs) -> Result<i32, Error> {
     }
     let reference = match reference {
         Some(r) => Some(r),
-        None => default_reference(ctx, &file, &exp, args)?,
+        None => default_reference(ctx, &file, &exp)?,
     };
     let mut policy_source = None;
     if let Some(r) = &reference {
@@ -204,7 +204,7 @@ pub fn reproduce(ctx: &Context, args: &ReproduceArgs) -> Result<i32, Error> {
         return failed.map_or(Ok(exit::OK), Err);
     };
     let run_dir = record.dir;
-    let actual = describe_run(&run_ctx, &run_dir, &exp, None, args.run.no_wait)?;
+    let actual = describe_run(&run_ctx, &run_dir, &exp, None)?;
     let mut v = verify::compare(&reference.lock, &actual, &reference.label);
     if let Some(source) = policy_source {
         v.policy_source = source;
@@ -282,7 +282,7 @@ fn resolve_target(
             &ctx.workspace,
             &crate::stages::Builtin,
         )?;
-        let lock = describe_run(ctx, &run_dir, &exp, None, args.run.no_wait)?;
+        let lock = describe_run(ctx, &run_dir, &exp, None)?;
         let label = format!("run `{}/{}`", m.experiment, m.run_id);
         return Ok(Target {
             file,
@@ -475,7 +475,6 @@ fn default_reference(
     ctx: &Context,
     file: &Path,
     exp: &dsl::Experiment,
-    args: &ReproduceArgs,
 ) -> Result<Option<Reference>, Error> {
     let rel = verify::lock_path_for(&ctx.experiment_path(file));
     let abs = ctx.workspace.join(&rel);
@@ -504,7 +503,7 @@ fn default_reference(
         m.experiment,
         m.run_id
     );
-    let lock = describe_run(ctx, &run_dir, exp, None, args.run.no_wait)?;
+    let lock = describe_run(ctx, &run_dir, exp, None)?;
     let label = format!("run `{}/{}`", m.experiment, m.run_id);
     Ok(Some(Reference { lock, label }))
 }

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use clap::Args;
 use serde_json::json;
 
-use super::{Context, open_store, print_json};
+use super::{Context, open_store, print_json, read_store};
 use crate::cli::error::Error;
 use crate::dsl::{self, ExecutorKind, Experiment};
 use crate::exec::{self, RunOptions, manifest, progress::Progress, resources};
@@ -49,7 +49,8 @@ pub struct RunArgs {
     /// Refuse to run from a git tree with uncommitted changes
     #[arg(long)]
     pub require_clean: bool,
-    /// Fail with exit code 4 instead of waiting when another orchestrate holds the store
+    /// Fail with exit code 4 instead of waiting when a stage to run is being computed by another
+    /// orchestrate process (on this store, from any workspace)
     #[arg(long)]
     pub no_wait: bool,
     /// Print every reason a stage runs
@@ -82,9 +83,6 @@ pub struct PlanArgs {
     pub explain: bool,
     #[command(flatten)]
     pub check: CheckArgs,
-    /// Fail with exit code 4 instead of waiting when another orchestrate holds the store
-    #[arg(long)]
-    pub no_wait: bool,
     /// Print the plan as JSON on stdout
     #[arg(long)]
     pub json: bool,
@@ -312,8 +310,7 @@ pub fn run_experiment(
     } else {
         Box::new(exec::local::LocalExecutor::new(limits)?)
     };
-    let store = open_store(ctx, args.no_wait)?;
-    store.clean_scratch()?;
+    let store = open_store(ctx)?;
     let opts = RunOptions {
         jobs,
         gpus,
@@ -328,6 +325,9 @@ pub fn run_experiment(
         max_remote: args.max_jobs,
     };
     let plan = Plan::build(&exp, &store, &opts.plan)?;
+    if args.no_wait {
+        refuse_claimed(&exp, &store, &plan)?;
+    }
     let progress = Progress::new(exp.stages.len(), args.quiet);
     exec::install_interrupt_handler();
     let outcome = exec::run(&exp, &store, plan, &opts, &progress, executor.as_mut());
@@ -359,9 +359,26 @@ pub fn run_experiment(
     })
 }
 
+/// `--no-wait`: exit 4 at once when a stage this run would compute is being computed by another
+/// process (instead of waiting for it and reusing its result).
+fn refuse_claimed(exp: &Experiment, store: &crate::store::Store, plan: &Plan) -> Result<(), Error> {
+    for (stage, state) in exp.stages.iter().zip(&plan.states) {
+        if let StageState::Stale { key: Some(key), .. } = state
+            && let crate::store::Claim::Busy(holder) = store.try_claim(&key.hash, &stage.name)?
+        {
+            return Err(crate::store::StoreError::Claimed {
+                stage: stage.name.clone(),
+                holder: holder.to_string(),
+            }
+            .into());
+        }
+    }
+    Ok(())
+}
+
 pub fn plan(ctx: &Context, args: &PlanArgs) -> Result<i32, Error> {
     let exp = load(ctx, &args.experiment)?;
-    let store = open_store(ctx, args.no_wait)?;
+    let store = read_store(ctx)?;
     let opts = PlanOptions {
         verify_data: args.check.verify_data,
         paranoid: args.check.paranoid,

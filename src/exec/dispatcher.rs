@@ -20,7 +20,7 @@ use crate::dsl::template::render_command;
 use crate::dsl::{Dep, Experiment};
 use crate::kinds::StageKind;
 use crate::plan::{self, Plan, PlanOptions, Reason, StageKey, StageState};
-use crate::store::{OutRecord, StageRecord, Store};
+use crate::store::{Claim, ClaimGuard, Holder, ObjectState, OutRecord, StageRecord, Store};
 
 use super::executor::{Executor, Launched, TaskEnd, WorkerExit};
 use super::progress::{Progress, Verb};
@@ -105,7 +105,20 @@ struct Running {
     started_at: String,
     command: Option<String>,
     threads: u32,
+    /// This process's claim on the key, released when the attempt is over.
+    _claim: ClaimGuard,
 }
+
+/// Why a stage that could start waits for its key instead.
+enum KeyWait {
+    /// Another stage of this run computes the same key.
+    InRun(usize),
+    /// Another process computes it (shown once, re-tried every [`CLAIM_POLL`]).
+    Elsewhere,
+}
+
+/// How often a stage waiting for another process's claim tries again.
+const CLAIM_POLL: std::time::Duration = std::time::Duration::from_millis(200);
 
 enum Slot {
     /// Stale, upstream still running.
@@ -115,6 +128,12 @@ enum Slot {
         attempt: u32,
     },
     Running(Box<Running>, StageKey),
+    /// Ready, but its key is being computed by someone else: reused once that is done.
+    KeyWait {
+        key: StageKey,
+        attempt: u32,
+        on: KeyWait,
+    },
     Finished,
 }
 
@@ -135,6 +154,8 @@ struct Dispatcher<'a> {
     executor: &'a mut dyn Executor,
     stopping: bool,
     interrupted: bool,
+    /// Stages whose "Waiting" line was printed (once per stage).
+    announced: Vec<bool>,
 }
 
 /// Runs every stale stage of `plan`. Returns what happened to each stage; an `Err` is an
@@ -183,6 +204,7 @@ pub fn run(
         executor,
         stopping: false,
         interrupted: false,
+        announced: vec![false; n],
     };
     for (idx, state) in plan.states.into_iter().enumerate() {
         match state {
@@ -218,7 +240,6 @@ impl Dispatcher<'_> {
     fn mark_fresh(&mut self, idx: usize, key: &StageKey, record: StageRecord) -> Result<(), Error> {
         let stage = &self.exp.stages[idx];
         self.store
-            .index()
             .set_latest(&self.exp.name, &stage.name, &key.json)?;
         self.progress.line(Verb::Fresh, &stage.name, "");
         self.progress.advance(&self.running_names());
@@ -245,13 +266,35 @@ impl Dispatcher<'_> {
             if !self.stopping && !self.interrupted {
                 self.schedule()?;
             }
-            if !self.any_running() {
+            self.store.checkpoint();
+            let elsewhere = self.slots.iter().any(|s| {
+                matches!(
+                    s,
+                    Slot::KeyWait {
+                        on: KeyWait::Elsewhere,
+                        ..
+                    }
+                )
+            });
+            if !self.any_running() && !(elsewhere && !self.stopping && !self.interrupted) {
                 return Ok(());
             }
-            match rx.recv() {
-                Ok(Event::Finished(end)) => self.finished(end.idx, end.exit)?,
-                Ok(Event::Interrupt) => self.interrupt(),
-                Err(_) => return Err(Error::Internal("event channel closed".into())),
+            let event = if elsewhere {
+                match rx.recv_timeout(CLAIM_POLL) {
+                    Ok(e) => Some(e),
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => None,
+                    Err(_) => return Err(Error::Internal("event channel closed".into())),
+                }
+            } else {
+                Some(
+                    rx.recv()
+                        .map_err(|_| Error::Internal("event channel closed".into()))?,
+                )
+            };
+            match event {
+                Some(Event::Finished(end)) => self.finished(end.idx, end.exit)?,
+                Some(Event::Interrupt) => self.interrupt(),
+                None => self.retry_claims(),
             }
         }
     }
@@ -273,7 +316,12 @@ impl Dispatcher<'_> {
             }
             let r = &self.exp.stages[idx].resources;
             match self.budget.try_take(r.cpus, r.gpus) {
-                Some(devices) => self.start(idx, devices)?,
+                Some(devices) => {
+                    let (cpus, gpus) = (r.cpus, devices.clone());
+                    if !self.start(idx, devices)? {
+                        self.budget.give_back(cpus, gpus);
+                    }
+                }
                 None => deferred.push_back(idx),
             }
         }
@@ -311,10 +359,99 @@ impl Dispatcher<'_> {
             .collect()
     }
 
-    fn start(&mut self, idx: usize, devices: Vec<String>) -> Result<(), Error> {
+    /// Moves every stage waiting for another process's claim back to the ready queue.
+    fn retry_claims(&mut self) {
+        for idx in 0..self.slots.len() {
+            if matches!(
+                self.slots[idx],
+                Slot::KeyWait {
+                    on: KeyWait::Elsewhere,
+                    ..
+                }
+            ) {
+                let Slot::KeyWait { key, attempt, .. } =
+                    std::mem::replace(&mut self.slots[idx], Slot::Finished)
+                else {
+                    unreachable!()
+                };
+                self.slots[idx] = Slot::Ready { key, attempt };
+                self.ready.push_back(idx);
+            }
+        }
+    }
+
+    /// Claims the key of a ready stage. `None`: the stage does not start now (its key is
+    /// computed elsewhere and it waits, or it was just found fresh).
+    fn claim(
+        &mut self,
+        idx: usize,
+        key: &StageKey,
+        attempt: u32,
+    ) -> Result<Option<ClaimGuard>, Error> {
+        let name = self.exp.stages[idx].name.clone();
+        let in_run = self.slots.iter().enumerate().find_map(|(i, s)| match s {
+            Slot::Running(_, k) if k.hash == key.hash => Some(i),
+            _ => None,
+        });
+        let wait = |on| Slot::KeyWait {
+            key: key.clone(),
+            attempt,
+            on,
+        };
+        if let Some(other) = in_run {
+            let detail = format!(
+                "same key as `{}`, computed once",
+                self.exp.stages[other].name
+            );
+            self.progress.line(Verb::Waiting, &name, &detail);
+            self.slots[idx] = wait(KeyWait::InRun(other));
+            return Ok(None);
+        }
+        match self.store.try_claim(&key.hash, &name)? {
+            Claim::Busy(holder) => {
+                self.announce_wait(idx, &holder);
+                self.slots[idx] = wait(KeyWait::Elsewhere);
+                Ok(None)
+            }
+            Claim::Held(guard) => {
+                // Whoever held it may have just committed it: reused, not computed again.
+                let pin = self.store.pin_guard()?;
+                let state = plan::assess(
+                    self.exp,
+                    idx,
+                    key.clone(),
+                    self.store,
+                    &pin,
+                    &self.opts.plan,
+                )?;
+                drop(pin);
+                if let StageState::Fresh { key, record } = state {
+                    self.reasons[idx].clear();
+                    self.mark_fresh(idx, &key, *record)?;
+                    self.release_downstream(idx)?;
+                    return Ok(None);
+                }
+                Ok(Some(guard))
+            }
+        }
+    }
+
+    fn announce_wait(&mut self, idx: usize, holder: &Holder) {
+        if !std::mem::replace(&mut self.announced[idx], true) {
+            let name = &self.exp.stages[idx].name;
+            self.progress
+                .line(Verb::Waiting, name, &format!("computed by {holder}"));
+        }
+    }
+
+    /// Starts a ready stage; `false` when it did not start (see [`Dispatcher::claim`]).
+    fn start(&mut self, idx: usize, devices: Vec<String>) -> Result<bool, Error> {
         let Slot::Ready { key, attempt } = std::mem::replace(&mut self.slots[idx], Slot::Finished)
         else {
             unreachable!("only ready stages are started");
+        };
+        let Some(claim) = self.claim(idx, &key, attempt)? else {
+            return Ok(false);
         };
         let stage = &self.exp.stages[idx];
         let remote = self.is_remote(idx);
@@ -380,10 +517,11 @@ impl Dispatcher<'_> {
                 started_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
                 command,
                 threads,
+                _claim: claim,
             }),
             key,
         );
-        Ok(())
+        Ok(true)
     }
 
     fn finished(&mut self, idx: usize, exit: WorkerExit) -> Result<(), Error> {
@@ -405,6 +543,13 @@ impl Dispatcher<'_> {
             .and_then(|b| serde_json::from_slice(&b).ok());
         let stdout = tail(&stdout_path(&run.scratch));
         let stderr = tail(&stderr_path(&run.scratch));
+        // A stage that changed a stored input (root ignores read-only modes) fails, and the
+        // damaged object goes, so that nothing is computed from it again.
+        if let Some(failure) = self.modified_input(idx) {
+            remove_scratch(&run.scratch);
+            self.release_key_waiters(idx);
+            return self.fail(idx, failure, run.attempt, stdout, stderr);
+        }
         let failure = match &result {
             Some(r) if r.status == TaskStatus::Ok => {
                 match self.commit(idx, &run, &key, r, stdout.clone(), stderr.clone()) {
@@ -416,6 +561,7 @@ impl Dispatcher<'_> {
                         self.progress.advance(&self.running_names());
                         self.outcomes[idx] = StageOutcome::Ran(Box::new(record.clone()));
                         self.committed[idx] = Some(record);
+                        self.release_key_waiters(idx);
                         return self.release_downstream(idx);
                     }
                     Err(e) => format!("the result could not be committed: {}", with_causes(&e)),
@@ -458,6 +604,60 @@ impl Dispatcher<'_> {
             self.ready.push_back(idx);
             return Ok(());
         }
+        self.release_key_waiters(idx);
+        self.fail(idx, failure, run.attempt, stdout, stderr)
+    }
+
+    /// Stages that waited for `idx` to compute their key try again: they find it fresh now,
+    /// or (when it failed) compute it themselves.
+    fn release_key_waiters(&mut self, idx: usize) {
+        for w in 0..self.slots.len() {
+            if matches!(self.slots[w], Slot::KeyWait { on: KeyWait::InRun(i), .. } if i == idx) {
+                let Slot::KeyWait { key, attempt, .. } =
+                    std::mem::replace(&mut self.slots[w], Slot::Finished)
+                else {
+                    unreachable!()
+                };
+                self.slots[w] = Slot::Ready { key, attempt };
+                self.ready.push_back(w);
+            }
+        }
+    }
+
+    /// The first stored input of stage `idx` that no longer hashes to its name, as a failure
+    /// message; the damaged object and its record are removed.
+    fn modified_input(&mut self, idx: usize) -> Option<String> {
+        let stage = &self.exp.stages[idx];
+        for (name, dep) in &stage.deps {
+            let Dep::Stage { stages, out, .. } = dep else {
+                continue;
+            };
+            for &u in stages {
+                let rec = self.committed[u].as_ref()?;
+                if self.store.verify_object(&rec.object, false) == ObjectState::Intact {
+                    continue;
+                }
+                let _ = self.store.remove_record(&rec.key);
+                let _ = self.store.remove_object(&rec.object);
+                return Some(format!(
+                    "stage `{}` modified its input `{name}` (stage:{}/{out}); the damaged \
+                     output of `{}` was removed and is recomputed by the next run",
+                    stage.name, self.exp.stages[u].name, self.exp.stages[u].name
+                ));
+            }
+        }
+        None
+    }
+
+    fn fail(
+        &mut self,
+        idx: usize,
+        failure: String,
+        attempts: u32,
+        stdout: String,
+        stderr: String,
+    ) -> Result<(), Error> {
+        let stage = &self.exp.stages[idx];
         self.progress.line(Verb::Failed, &stage.name, &failure);
         let shown = if stderr.trim().is_empty() {
             &stdout
@@ -470,7 +670,7 @@ impl Dispatcher<'_> {
         self.progress.advance(&self.running_names());
         self.outcomes[idx] = StageOutcome::Failed {
             message: failure,
-            attempts: run.attempt,
+            attempts,
             stdout,
             stderr,
         };
@@ -497,7 +697,8 @@ impl Dispatcher<'_> {
             .as_deref()
             .ok_or_else(|| Error::Internal("the worker reported no object digest".into()))?;
         let out_dir = run.scratch.join("out");
-        self.store.commit_object(&out_dir, claimed)?;
+        let pin = self.store.pin_guard()?;
+        self.store.commit_object(&pin, &out_dir, claimed)?;
         let outs = stage
             .outs
             .iter()
@@ -531,13 +732,14 @@ impl Dispatcher<'_> {
             stderr,
             metrics: result.metrics.clone(),
         };
-        self.store.index().put_record(&record)?;
+        self.store.put_record(&record)?;
         Ok(record)
     }
 
     /// Computes the keys of stages whose upstream stages are now all committed; they are fresh
     /// (an unchanged upstream output: early cut-off) or become ready.
     fn release_downstream(&mut self, idx: usize) -> Result<(), Error> {
+        let pin = self.store.pin_guard()?;
         let mut queue = vec![idx];
         while let Some(u) = queue.pop() {
             for d in self.downstream[u].clone() {
@@ -547,7 +749,7 @@ impl Dispatcher<'_> {
                 let Some(key) = plan::key_for(self.exp, d, &self.inputs, &self.committed) else {
                     continue;
                 };
-                match plan::assess(self.exp, d, key, self.store, &self.opts.plan)? {
+                match plan::assess(self.exp, d, key, self.store, &pin, &self.opts.plan)? {
                     StageState::Fresh { key, record } => {
                         self.slots[d] = Slot::Finished;
                         self.reasons[d].clear();
@@ -571,7 +773,10 @@ impl Dispatcher<'_> {
         let failed = self.exp.stages[idx].name.clone();
         let mut queue = self.downstream[idx].clone();
         while let Some(d) = queue.pop() {
-            if matches!(self.slots[d], Slot::Waiting | Slot::Ready { .. }) {
+            if matches!(
+                self.slots[d],
+                Slot::Waiting | Slot::Ready { .. } | Slot::KeyWait { .. }
+            ) {
                 self.slots[d] = Slot::Finished;
                 self.ready.retain(|&r| r != d);
                 self.progress.line(

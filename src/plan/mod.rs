@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 use crate::dsl::{Dep, Experiment};
 use crate::fingerprint::{self, FingerprintError, NoCache, StatCache};
-use crate::store::{ObjectState, StageRecord, Store, StoreError};
+use crate::store::{ObjectState, PinGuard, StageRecord, Store, StoreError};
 
 /// Why a plan could not be made: an input that cannot be hashed, or the store.
 #[derive(Debug, thiserror::Error)]
@@ -153,6 +153,7 @@ pub fn assess(
     idx: usize,
     key: StageKey,
     store: &Store,
+    guard: &PinGuard,
     opts: &PlanOptions,
 ) -> Result<StageState, StoreError> {
     let stage = &exp.stages[idx];
@@ -162,7 +163,9 @@ pub fn assess(
             reasons: vec![Reason::Forced],
         });
     }
-    if let Some(record) = store.index().record(&key.hash)? {
+    if let Some(record) = store.record(&key.hash)? {
+        // Pinned before it is looked at: no gc takes it from under this process.
+        store.pin(guard, &record.object)?;
         let reason = match store.verify_object(&record.object, opts.paranoid) {
             ObjectState::Intact => {
                 return Ok(StageState::Fresh {
@@ -178,7 +181,7 @@ pub fn assess(
             reasons: vec![reason],
         });
     }
-    let reasons = match store.index().latest(&exp.name, &stage.name)? {
+    let reasons = match store.latest(&exp.name, &stage.name)? {
         None => vec![Reason::NeverRun],
         Some(prev) => {
             let r = explain_json(&prev, &key.json);
@@ -203,12 +206,13 @@ pub struct Plan {
 
 impl Plan {
     pub fn build(exp: &Experiment, store: &Store, opts: &PlanOptions) -> Result<Plan, PlanError> {
+        let guard = store.pin_guard()?;
         let inputs = hash_inputs(exp, store.stat_cache(), opts.verify_data)?;
         let mut committed: Vec<Option<StageRecord>> = vec![None; exp.stages.len()];
         let mut states = Vec::with_capacity(exp.stages.len());
         for idx in 0..exp.stages.len() {
             let state = match key_for(exp, idx, &inputs, &committed) {
-                Some(key) => assess(exp, idx, key, store, opts)?,
+                Some(key) => assess(exp, idx, key, store, &guard, opts)?,
                 None => {
                     let pending = upstream_of(exp, idx)
                         .into_iter()
@@ -227,6 +231,7 @@ impl Plan {
             }
             states.push(state);
         }
+        store.checkpoint();
         Ok(Plan { states, inputs })
     }
 }

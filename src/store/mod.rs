@@ -1,57 +1,76 @@
-//! The content-addressed store and its index.
+//! The content-addressed store, shared by any number of processes at once.
 //!
-//! Layout under the store root (default `runs/.store`):
+//! Layout under the store root (default `runs/.store`; docs/design.md, "The store"):
 //!
 //! ```text
-//! FORMAT              layout version
-//! lock, lock.info     the dispatcher's exclusive lock and who holds it
-//! index/              sled: stage records by key, latest key per stage, the stat cache
-//! objects/ab/<digest>/ one stage's output directory, named by its Merkle digest, files read-only
-//! scratch/<task>/     a running task's task file, outputs, logs and result file
-//! roots/<run>.json    every recorded run of every workspace and the objects it keeps ([`Root`])
+//! FORMAT                  layout version
+//! objects/ab/<digest>/    one stage's output folder, named by its Merkle digest, read-only
+//! records/ab/<key>.json   one committed stage per key ([`StageRecord`]): the truth of the cache
+//! latest/<id>.json        the key a stage of an experiment last ran or was found fresh with
+//! claims/<key>.lock       a key being computed: locked by the computing process, says who
+//! sessions/<id>.lock      one per live writing process: locked while it lives ([`Session`])
+//! sessions/<id>.pins      the objects that process read or committed, kept by `gc`
+//! gc.lock                 shared while a process pins objects, exclusive while `gc` sweeps
+//! index/                  sled: the stat cache (path → stat + digest), opened for short sessions
+//! scratch/<session>/<t>/  a running task's task file, outputs, logs and result file
+//! roots/<run>.json        every recorded run of every workspace and the objects it keeps ([`Root`])
 //! ```
 //!
-//! Owns atomic commits (scratch → verify → rename → index record), read-time verification and the
-//! single-owner lock. Only the dispatcher opens a [`Store`]; workers only see their scratch folder.
+//! Owns atomic commits (scratch → verify → rename → record file), read-time verification,
+//! claims, pins and the roots. No lock is held for a run: every exclusive section is one file
+//! rename, one claim or one gc sweep. Workers never open a [`Store`]; they only see their
+//! scratch folder.
 
+mod claim;
 mod index;
-mod lock;
 mod record;
+mod records;
 mod roots;
+mod session;
 
-pub use index::Index;
+pub use claim::{Claim, ClaimGuard, Holder};
+pub use index::StatIndex;
 pub use record::{OutRecord, StageRecord};
 pub use roots::{FoundRoot, ROOT_FORMAT, Root};
+pub use session::{LiveSession, Owner, PinGuard, Session};
 
 use std::fs;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::fingerprint::{self, FileStat, FingerprintError, NoCache, StatCache};
 
-/// Bumped whenever the layout or the record format changes incompatibly.
-pub const STORE_FORMAT: u32 = 1;
+/// Bumped whenever the layout or the record format changes incompatibly. Format 1 kept records
+/// in the sled index and let one process at a time open the store; it is upgraded in place.
+pub const STORE_FORMAT: u32 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("the store `{root}` is busy: {holder}")]
-    Busy { root: PathBuf, holder: String },
+    #[error(
+        "stage `{stage}` is being computed by {holder}; without --no-wait this run waits for it and reuses its result"
+    )]
+    Claimed { stage: String, holder: String },
+    #[error(
+        "the store `{root}` is read-only: this command writes objects and records there; point \
+         --store (or ORCHESTRATE_STORE) at a writable folder, or inspect this one with \
+         `status`, `ls`, `show`, `plan` or `report`"
+    )]
+    ReadOnly {
+        root: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("store i/o error on `{path}`")]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("the store index `{path}` cannot be opened or written")]
-    Index {
-        path: PathBuf,
-        #[source]
-        source: sled::Error,
-    },
     #[error(
         "the store `{root}` has layout format {found}; this binary reads format {STORE_FORMAT}"
     )]
     Format { root: PathBuf, found: String },
-    #[error("a record in the index is unreadable: {0}")]
+    #[error("a record in the store is unreadable: {0}")]
     Record(String),
     #[error(transparent)]
     Fingerprint(#[from] FingerprintError),
@@ -62,15 +81,6 @@ pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ 
         path: path.to_path_buf(),
         source,
     }
-}
-
-/// How to react when another process holds the store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LockWait {
-    /// Block until the holder is done (after telling the user).
-    Wait,
-    /// Fail at once with [`StoreError::Busy`] (exit code 4).
-    NoWait,
 }
 
 /// The state of a stored object when it is about to be used.
@@ -84,44 +94,51 @@ pub enum ObjectState {
     },
 }
 
-/// An open store: the lock is held for as long as this value lives.
+/// An open store. A writer ([`Store::open`]) holds a [`Session`] for as long as it lives; a
+/// reader ([`Store::open_read`]) writes nothing at all, so it also works on a read-only copy.
 pub struct Store {
     root: PathBuf,
-    index: Index,
-    _lock: lock::StoreLock,
+    stat: StatIndex,
+    session: Option<Session>,
 }
 
 impl Store {
-    /// Opens (creating if needed) the store at `root` and takes its lock.
-    pub fn open(root: &Path, wait: LockWait, on_wait: &dyn Fn(&str)) -> Result<Store, StoreError> {
-        fs::create_dir_all(root).map_err(io(root))?;
-        let lock = lock::StoreLock::acquire(root, wait, on_wait)?;
-        let format_file = root.join("FORMAT");
-        match fs::read_to_string(&format_file) {
-            Ok(found) if found.trim() == STORE_FORMAT.to_string() => {}
-            // Empty: a store whose creation was cut short (a full disk, a kill) before FORMAT
-            // got its bytes. Written again, atomically this time.
-            Ok(found) if !found.trim().is_empty() => {
-                return Err(StoreError::Format {
-                    root: root.to_path_buf(),
-                    found: found.trim().to_string(),
-                });
-            }
-            _ => {
-                let tmp = root.join("FORMAT.tmp");
-                fs::write(&tmp, format!("{STORE_FORMAT}\n")).map_err(io(&tmp))?;
-                fs::rename(&tmp, &format_file).map_err(io(&format_file))?;
-            }
+    /// Opens (creating if needed) the store at `root` for writing: starts this process's
+    /// session, and removes the scratch folders of sessions that died.
+    pub fn open(root: &Path) -> Result<Store, StoreError> {
+        if let Err(e) = fs::create_dir_all(root) {
+            return Err(read_only_or(root, e));
         }
-        for d in ["objects", "scratch"] {
+        check_format(root, true)?;
+        for d in ["objects", "records", "scratch"] {
             let p = root.join(d);
-            fs::create_dir_all(&p).map_err(io(&p))?;
+            fs::create_dir_all(&p).map_err(|e| read_only_or(&p, e))?;
         }
-        let index = Index::open(&root.join("index"))?;
+        let session = Session::start(root).map_err(|e| match e {
+            StoreError::Io { path, source } => read_only_or(&path, source),
+            e => e,
+        })?;
+        let store = Store {
+            root: root.to_path_buf(),
+            stat: StatIndex::new(&root.join("index"), true),
+            session: Some(session),
+        };
+        store.migrate_format_1()?;
+        store.clean_scratch()?;
+        Ok(store)
+    }
+
+    /// Opens the store at `root` for reading only: creates, locks and writes nothing (a store
+    /// that does not exist yet reads as empty), waits for nobody.
+    pub fn open_read(root: &Path) -> Result<Store, StoreError> {
+        if root.join("FORMAT").exists() {
+            check_format(root, false)?;
+        }
+        let writable = is_writable(root);
         Ok(Store {
             root: root.to_path_buf(),
-            index,
-            _lock: lock,
+            stat: StatIndex::new(&root.join("index"), writable),
+            session: None,
         })
     }
 
@@ -129,30 +146,63 @@ impl Store {
         &self.root
     }
 
-    pub fn index(&self) -> &Index {
-        &self.index
+    pub fn stat_cache(&self) -> &dyn StatCache {
+        &self.stat
     }
 
-    pub fn stat_cache(&self) -> &dyn StatCache {
-        &self.index
+    /// Writes what the stat cache learnt and closes it, so that other processes can open it:
+    /// called between batches of work (after planning, after each commit).
+    pub fn checkpoint(&self) {
+        self.stat.checkpoint();
     }
 
     pub fn object_path(&self, digest: &str) -> PathBuf {
         self.root.join("objects").join(&digest[..2]).join(digest)
     }
 
-    pub fn scratch_root(&self) -> PathBuf {
-        self.root.join("scratch")
+    /// This process's session id (a writer's), to tell it apart in [`Store::live_sessions`].
+    pub fn session_id(&self) -> Option<&str> {
+        self.session.as_ref().map(Session::id)
     }
 
-    /// Removes every scratch folder: with the lock held, none belongs to a live task.
+    /// Forgets the stat-cache entries under `prefix` (an object about to be collected).
+    pub fn forget_stats(&self, prefix: &Path) {
+        self.stat.remove_prefix(prefix);
+    }
+
+    fn session(&self) -> Result<&Session, StoreError> {
+        self.session.as_ref().ok_or_else(|| {
+            StoreError::Record("internal: a read-only store was asked to write".into())
+        })
+    }
+
+    /// This process's scratch folder: `scratch/<session>/`.
+    pub fn scratch_root(&self) -> PathBuf {
+        match &self.session {
+            Some(s) => self.root.join("scratch").join(s.id()),
+            None => self.root.join("scratch"),
+        }
+    }
+
+    /// Removes the scratch folders of processes that are no longer alive (a live session's
+    /// folder is its running tasks' work). Returns how many were removed.
     pub fn clean_scratch(&self) -> Result<usize, StoreError> {
-        let dir = self.scratch_root();
+        let dir = self.root.join("scratch");
+        let own = self.session.as_ref().map(|s| s.id().to_string());
+        let live: Vec<String> = self.live_sessions()?.into_iter().map(|s| s.id).collect();
         let mut n = 0;
-        for e in fs::read_dir(&dir).map_err(io(&dir))? {
-            let p = e.map_err(io(&dir))?.path();
-            make_writable(&p);
-            fs::remove_dir_all(&p).map_err(io(&p))?;
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(io(&dir)(e)),
+        };
+        for e in entries {
+            let e = e.map_err(io(&dir))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if own.as_deref() == Some(name.as_str()) || live.contains(&name) {
+                continue;
+            }
+            remove_path(&e.path())?;
             n += 1;
         }
         Ok(n)
@@ -171,10 +221,12 @@ impl Store {
             })
             .take(60)
             .collect();
+        let root = self.scratch_root();
+        fs::create_dir_all(&root).map_err(io(&root))?;
         let dir = tempfile::Builder::new()
             .prefix(&format!("{safe}-"))
-            .tempdir_in(self.scratch_root())
-            .map_err(io(&self.scratch_root()))?;
+            .tempdir_in(&root)
+            .map_err(io(&root))?;
         Ok(dir.keep())
     }
 
@@ -185,7 +237,7 @@ impl Store {
         if !fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
             return ObjectState::Missing;
         }
-        let cache: &dyn StatCache = if paranoid { &NoCache } else { &self.index };
+        let cache: &dyn StatCache = if paranoid { &NoCache } else { &self.stat };
         match fingerprint::hash_path(&path, cache) {
             Ok(found) if found == digest => ObjectState::Intact,
             Ok(found) => ObjectState::Corrupt { found },
@@ -193,14 +245,21 @@ impl Store {
         }
     }
 
-    /// Moves a verified scratch output folder into the store under `digest`.
+    /// Moves a verified scratch output folder into the store under `digest`. The caller holds
+    /// a [`PinGuard`]: the object is pinned before it appears, so that no `gc` can take it
+    /// before the run that made it records a root.
     ///
     /// The folder is re-hashed here (the worker's claim is not trusted); a mismatch is an error
     /// and nothing is moved. An existing intact object with the same digest is kept and the
     /// scratch copy dropped; a corrupt one is replaced.
-    pub fn commit_object(&self, scratch_out: &Path, claimed: &str) -> Result<PathBuf, StoreError> {
+    pub fn commit_object(
+        &self,
+        guard: &PinGuard,
+        scratch_out: &Path,
+        claimed: &str,
+    ) -> Result<PathBuf, StoreError> {
         unshare_links(scratch_out)?;
-        set_read_only(scratch_out);
+        set_read_only(scratch_out, false);
         let recorder = Recorder::default();
         let actual = fingerprint::hash_path(scratch_out, &recorder)?;
         if actual != claimed {
@@ -209,11 +268,11 @@ impl Store {
                 scratch_out.display()
             )));
         }
+        self.pin(guard, &actual)?;
         let dest = self.object_path(&actual);
         let is_dir = fs::symlink_metadata(&dest).is_ok_and(|m| m.is_dir());
         if is_dir && self.verify_object(&actual, true) == ObjectState::Intact {
-            make_writable(scratch_out);
-            fs::remove_dir_all(scratch_out).map_err(io(scratch_out))?;
+            remove_path(scratch_out)?;
             return Ok(dest);
         }
         // A corrupt object, or what is no object at all where one belongs (a dangling symlink,
@@ -221,11 +280,20 @@ impl Store {
         remove_path(&dest)?;
         let parent = dest.parent().expect("object path has a parent");
         fs::create_dir_all(parent).map_err(io(parent))?;
-        fs::rename(scratch_out, &dest).map_err(io(&dest))?;
+        if let Err(e) = fs::rename(scratch_out, &dest) {
+            // Another process committed the same object a moment ago: theirs is as good.
+            if self.verify_object(&actual, true) == ObjectState::Intact {
+                remove_path(scratch_out)?;
+                return Ok(dest);
+            }
+            return Err(io(&dest)(e));
+        }
+        // Folders become read-only only now: moving a folder needs it writable.
+        set_read_only(&dest, true);
         // Files inside a renamed folder keep their inode and ctime: their stats stay valid.
         for (p, stat, d) in recorder.take() {
             if let Ok(rel) = p.strip_prefix(scratch_out) {
-                self.index.put(&dest.join(rel), &stat, &d);
+                self.stat.put(&dest.join(rel), &stat, &d);
             }
         }
         Ok(dest)
@@ -240,26 +308,119 @@ impl Store {
     pub fn object_digests(&self) -> Result<Vec<String>, StoreError> {
         let dir = self.root.join("objects");
         let mut out = Vec::new();
-        for shard in fs::read_dir(&dir).map_err(io(&dir))? {
-            let shard = shard.map_err(io(&dir))?.path();
+        for shard in read_dir_or_empty(&dir)? {
             if !shard.is_dir() {
                 continue;
             }
             for e in fs::read_dir(&shard).map_err(io(&shard))? {
-                out.push(
-                    e.map_err(io(&shard))?
-                        .file_name()
-                        .to_string_lossy()
-                        .into_owned(),
-                );
+                let name = e.map_err(io(&shard))?.file_name();
+                let name = name.to_string_lossy();
+                // A commit of another process in flight leaves nothing here but the final name.
+                if !name.starts_with('.') {
+                    out.push(name.into_owned());
+                }
             }
         }
         out.sort();
         Ok(out)
     }
+
+    /// Upgrades a format-1 store: its records and latest keys move from the sled index into
+    /// files. Done once, by the first writer of this binary; the stat cache stays in sled.
+    fn migrate_format_1(&self) -> Result<(), StoreError> {
+        let format = self.root.join("FORMAT");
+        let found = fs::read_to_string(&format).unwrap_or_default();
+        if found.trim() != "1" {
+            return Ok(());
+        }
+        let _guard = self.collect_guard()?;
+        let (records, latest) = self.stat.export_format_1();
+        for rec in &records {
+            self.put_record(rec)?;
+        }
+        for (experiment, stage, key_json) in &latest {
+            self.set_latest(experiment, stage, key_json)?;
+        }
+        write_atomic(&format, format!("{STORE_FORMAT}\n").as_bytes())?;
+        eprintln!(
+            "{:>12} the store `{}` to layout format {STORE_FORMAT} ({} record(s) moved out of the index)",
+            "Upgraded",
+            self.root.display(),
+            records.len()
+        );
+        Ok(())
+    }
 }
 
-/// Removes whatever is at `p` without following it: an object folder (made writable first), a
+/// Checks (and, for a writer, creates or heals) the `FORMAT` file.
+fn check_format(root: &Path, writer: bool) -> Result<(), StoreError> {
+    let format_file = root.join("FORMAT");
+    match fs::read_to_string(&format_file) {
+        Ok(found) if found.trim() == STORE_FORMAT.to_string() => Ok(()),
+        // Format 1 is upgraded by the first writer (`migrate_format_1`).
+        Ok(found) if found.trim() == "1" && writer => Ok(()),
+        // Empty: a store whose creation was cut short (a full disk, a kill) before FORMAT got
+        // its bytes. Written again, atomically this time.
+        Ok(found) if !found.trim().is_empty() => Err(StoreError::Format {
+            root: root.to_path_buf(),
+            found: found.trim().to_string(),
+        }),
+        _ if writer => {
+            let fresh = !root.join("objects").exists();
+            // A store without FORMAT but with objects was made by format 1 (whose FORMAT was
+            // lost): its index is read as format 1.
+            let v = if fresh || root.join("records").exists() {
+                STORE_FORMAT
+            } else {
+                1
+            };
+            write_atomic(&format_file, format!("{v}\n").as_bytes())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Whether this process can create files in `dir` (a read-only mount, another user's store).
+fn is_writable(dir: &Path) -> bool {
+    tempfile::tempfile_in(dir).is_ok()
+}
+
+fn read_only_or(path: &Path, e: std::io::Error) -> StoreError {
+    match e.raw_os_error() {
+        Some(libc::EROFS) | Some(libc::EACCES) | Some(libc::EPERM) => StoreError::ReadOnly {
+            root: path.to_path_buf(),
+            source: e,
+        },
+        _ => io(path)(e),
+    }
+}
+
+/// The entries of a folder, or none when it does not exist.
+fn read_dir_or_empty(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
+    match fs::read_dir(dir) {
+        Ok(rd) => rd
+            .map(|e| e.map(|e| e.path()).map_err(io(dir)))
+            .collect::<Result<Vec<_>, _>>(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(io(dir)(e)),
+    }
+}
+
+/// Writes a file so that readers see the old bytes or the new ones, never half: a temporary
+/// name of this process's own, fsync, rename.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let dir = path.parent().expect("a store file has a parent");
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(dir)
+        .map_err(io(dir))?;
+    tmp.write_all(bytes).map_err(io(path))?;
+    tmp.as_file().sync_all().map_err(io(path))?;
+    tmp.persist(path).map_err(|e| io(path)(e.error))?;
+    Ok(())
+}
+
+/// Removes whatever is at `p` without following it: a folder (made writable first), a
 /// symlink (dangling or not) or a plain file. Nothing there is fine.
 fn remove_path(p: &Path) -> Result<(), StoreError> {
     match fs::symlink_metadata(p) {
@@ -299,15 +460,17 @@ impl StatCache for Recorder {
     }
 }
 
+/// Calls `f` on `p` and everything under it (not following symlinks), folders after their
+/// contents, so that a folder's mode changes last.
 fn walk_files(p: &Path, f: &mut dyn FnMut(&Path, bool)) {
     if let Ok(meta) = fs::symlink_metadata(p) {
         if meta.is_dir() {
-            f(p, true);
             if let Ok(rd) = fs::read_dir(p) {
                 for e in rd.flatten() {
                     walk_files(&e.path(), f);
                 }
             }
+            f(p, true);
         } else if meta.is_file() {
             f(p, false);
         }
@@ -335,11 +498,15 @@ fn unshare_links(p: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Stored files are read-only so that a stray write fails instead of corrupting the cache.
-fn set_read_only(p: &Path) {
+/// Stored objects are read-only, files and (with `folders`) folders, so that a stray write, a
+/// `sed -i` or a new file fails instead of changing the cache. (Root ignores modes: the
+/// dispatcher also checks every stage's stored inputs when the stage ends.)
+fn set_read_only(p: &Path, folders: bool) {
     use std::os::unix::fs::PermissionsExt;
     walk_files(p, &mut |path, is_dir| {
-        if !is_dir && let Ok(m) = fs::metadata(path) {
+        if (!is_dir || folders)
+            && let Ok(m) = fs::metadata(path)
+        {
             let mode = m.permissions().mode() & !0o222;
             let _ = fs::set_permissions(path, fs::Permissions::from_mode(mode));
         }
@@ -348,10 +515,126 @@ fn set_read_only(p: &Path) {
 
 fn make_writable(p: &Path) {
     use std::os::unix::fs::PermissionsExt;
-    walk_files(p, &mut |path, _| {
-        if let Ok(m) = fs::metadata(path) {
+    // Folders first (walk_files visits them last): each must be writable before its entries
+    // can be removed, so make every folder writable top-down.
+    fn folders(p: &Path) {
+        if let Ok(m) = fs::symlink_metadata(p)
+            && m.is_dir()
+        {
+            let mode = m.permissions().mode() | 0o700;
+            let _ = fs::set_permissions(p, fs::Permissions::from_mode(mode));
+            if let Ok(rd) = fs::read_dir(p) {
+                for e in rd.flatten() {
+                    folders(&e.path());
+                }
+            }
+        }
+    }
+    folders(p);
+    walk_files(p, &mut |path, is_dir| {
+        if !is_dir && let Ok(m) = fs::metadata(path) {
             let mode = m.permissions().mode() | 0o200;
             let _ = fs::set_permissions(path, fs::Permissions::from_mode(mode));
         }
     });
+}
+
+/// This machine's host name.
+pub fn host_name() -> String {
+    fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(key: &str) -> StageRecord {
+        StageRecord {
+            key: key.to_string(),
+            key_json: serde_json::json!({"format": 1, "stage": "s"}),
+            experiment: "e".into(),
+            stage: "s".into(),
+            kind: "command".into(),
+            object: "ab".repeat(32),
+            outs: Default::default(),
+            started_at: "2026-12-01T00:00:00Z".into(),
+            duration_ms: 1,
+            attempts: 1,
+            host: "h".into(),
+            threads: 1,
+            devices: Vec::new(),
+            command: None,
+            stdout: String::new(),
+            stderr: String::new(),
+            metrics: serde_json::Value::Null,
+        }
+    }
+
+    #[test]
+    fn a_format_1_store_is_upgraded_with_its_records_and_latest_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let key = "0123456789abcdef".repeat(4);
+        {
+            let db = sled::open(root.join("index")).unwrap();
+            let rec = record(&key);
+            db.open_tree("records")
+                .unwrap()
+                .insert(key.as_bytes(), serde_json::to_vec(&rec).unwrap())
+                .unwrap();
+            db.open_tree("latest")
+                .unwrap()
+                .insert(b"e\0s", serde_json::to_vec(&rec.key_json).unwrap())
+                .unwrap();
+            db.flush().unwrap();
+        }
+        fs::write(root.join("FORMAT"), "1\n").unwrap();
+        let store = Store::open(root).unwrap();
+        assert_eq!(fs::read_to_string(root.join("FORMAT")).unwrap(), "2\n");
+        assert_eq!(store.record(&key).unwrap().unwrap().stage, "s");
+        assert_eq!(
+            store.latest("e", "s").unwrap(),
+            Some(serde_json::json!({"format": 1, "stage": "s"}))
+        );
+        assert_eq!(store.records().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_record_file_that_is_not_a_record_of_its_key_reads_as_absent() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let key = "fe".repeat(32);
+        store.put_record(&record(&key)).unwrap();
+        assert!(store.record(&key).unwrap().is_some());
+        let path = store.record_path(&key);
+        fs::write(&path, b"{garbage").unwrap();
+        assert!(store.record(&key).unwrap().is_none());
+        // Another key's record copied under this name is not this key's.
+        fs::write(
+            &path,
+            serde_json::to_vec(&record(&"cd".repeat(32))).unwrap(),
+        )
+        .unwrap();
+        assert!(store.record(&key).unwrap().is_none());
+        assert!(store.record("../../etc/passwd").unwrap().is_none());
+    }
+
+    #[test]
+    fn a_claim_is_exclusive_until_its_guard_drops() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Store::open(dir.path()).unwrap();
+        let b = Store::open(dir.path()).unwrap();
+        let key = "12".repeat(32);
+        let Claim::Held(guard) = a.try_claim(&key, "s").unwrap() else {
+            panic!("the first claim is held");
+        };
+        match b.try_claim(&key, "s").unwrap() {
+            Claim::Busy(h) => assert_eq!(h.owner.unwrap().pid, std::process::id()),
+            Claim::Held(_) => panic!("a held claim is not given twice"),
+        }
+        drop(guard);
+        assert!(matches!(b.try_claim(&key, "s").unwrap(), Claim::Held(_)));
+    }
 }

@@ -82,7 +82,7 @@ fn gpu_tasks_are_pinned_and_never_share_a_device() {
     for i in 0..6 {
         let gpus = if i == 5 { 2 } else { 1 };
         yaml.push_str(&format!(
-            "  g{i}:\n    kind: command\n    resources: {{gpus: {gpus}}}\n    cmd: \"a=$(date +%s%N); sleep 0.3; echo $CUDA_VISIBLE_DEVICES $a $(date +%s%N) > {{outs.o}}\"\n    outs: {{o: o.txt}}\n"
+            "  g{i}:\n    kind: command\n    resources: {{gpus: {gpus}}}\n    cmd: \"a=$(date +%s%N); sleep 0.3; echo $CUDA_VISIBLE_DEVICES $a $(date +%s%N) > {{outs.o}}\"\n    outs: {{o: o.txt}}\n    params: {{n: {i}}}\n"
         ));
     }
     yaml.push_str("  cpu:\n    kind: command\n    cmd: \"echo \\\"[$CUDA_VISIBLE_DEVICES]\\\" > {outs.o}\"\n    outs: {o: o.txt}\n");

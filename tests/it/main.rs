@@ -13,5 +13,6 @@ mod malformed;
 mod models;
 mod report;
 mod science;
+mod shared_store;
 mod slurm;
 mod verify;
