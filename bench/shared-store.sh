@@ -74,3 +74,27 @@ done
 med=$(cat "$W"/t.* | sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}')
 max=$(cat "$W"/t.* | sort -n | tail -n 1)
 echo "no-op rerun of $N stages, 8 at once (3 rounds): median ${med} ms, slowest ${max} ms (target median <= 100)"
+
+# gc in a loop beside two concurrent runs of different workspaces.
+chain() {
+  { echo "experiment: $2"; echo "stages:"
+    echo "  c1: {kind: command, cmd: \"sleep 0.1; echo $2 > {outs.o}\", outs: {o: o.txt}}"
+    for i in $(seq 2 20); do
+      echo "  c$i: {kind: command, cmd: \"sleep 0.1; cat {deps.i} > {outs.o}; echo $i >> {outs.o}\", deps: {i: \"stage:c$((i - 1))/o\"}, outs: {o: o.txt}}"
+    done; } > "$1"
+}
+mkdir -p "$W/ga/experiments" "$W/gb/experiments" "$W/gc"
+chain "$W/ga/experiments/x.yaml" ga; chain "$W/gb/experiments/x.yaml" gb
+(cd "$W/ga" && "$ORCH" --store "$W/store4" run -q experiments/x.yaml >/dev/null 2>&1; echo $? > "$W/ga.rc") &
+PA=$!
+(cd "$W/gb" && "$ORCH" --store "$W/store4" run -q experiments/x.yaml >/dev/null 2>&1; echo $? > "$W/gb.rc") &
+PB=$!
+sweeps=0
+while kill -0 "$PA" 2>/dev/null || kill -0 "$PB" 2>/dev/null; do
+  (cd "$W/gc" && "$ORCH" --store "$W/store4" gc >/dev/null 2>&1) && sweeps=$((sweeps + 1))
+done
+wait
+fresh() { (cd "$1" && "$ORCH" --store "$W/store4" run -q --paranoid experiments/x.yaml --json) \
+  | grep -c '"status": "fresh"'; }
+(cd "$W/gc" && "$ORCH" --store "$W/store4" gc >/dev/null 2>&1)
+echo "gc loop: $sweeps gc sweeps beside two runs (exit $(cat "$W/ga.rc") and $(cat "$W/gb.rc")); afterwards (and after one more gc from a third workspace) --paranoid finds $(fresh "$W/ga")/20 and $(fresh "$W/gb")/20 stages fresh (target 20/20 each: 0 objects missing)"

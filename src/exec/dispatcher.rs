@@ -1,10 +1,12 @@
 //! The dispatcher: schedules stale stages over the DAG within the machine's budget (Slurm stages
 //! within `--max-jobs` instead), runs each attempt through an executor (a local worker process
-//! or a Slurm job), verifies and commits results, and is the only code that writes the index.
+//! or a Slurm job), verifies and commits results, and is the only code that writes records.
+//! Each stage's key is claimed before it starts (`crate::store::Claim`): a key that another stage
+//! of the run or another process is computing is waited for and reused, never computed twice.
 //!
 //! Commit protocol (docs/design.md, "Non-negotiable 5: atomic commit"): a worker writes into
 //! `scratch/<task>/out`, then its result file; the dispatcher re-hashes the folder, renames it to
-//! `objects/<digest>`, and only then writes the index record. A crash at any point leaves either
+//! `objects/<digest>`, and only then writes the record file. A crash at any point leaves either
 //! no record (and a scratch folder that the next run deletes) or a complete one.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -156,6 +158,10 @@ struct Dispatcher<'a> {
     interrupted: bool,
     /// Stages whose "Waiting" line was printed (once per stage).
     announced: Vec<bool>,
+    /// Another process uses the store: ready stages start in key order rather than experiment
+    /// order, so that dispatchers which share stages spread over them instead of all starting
+    /// the same ones first and waiting for each other at the end.
+    spread: bool,
 }
 
 /// Runs every stale stage of `plan`. Returns what happened to each stage; an `Err` is an
@@ -205,6 +211,10 @@ pub fn run(
         stopping: false,
         interrupted: false,
         announced: vec![false; n],
+        spread: store
+            .live_sessions()?
+            .iter()
+            .any(|s| Some(s.id.as_str()) != store.session_id()),
     };
     for (idx, state) in plan.states.into_iter().enumerate() {
         match state {
@@ -276,7 +286,8 @@ impl Dispatcher<'_> {
                     }
                 )
             });
-            if !self.any_running() && !(elsewhere && !self.stopping && !self.interrupted) {
+            let polling = elsewhere && !self.stopping && !self.interrupted;
+            if !self.any_running() && !polling {
                 return Ok(());
             }
             let event = if elsewhere {
@@ -301,6 +312,15 @@ impl Dispatcher<'_> {
 
     /// Starts every ready stage the budget allows, in experiment order.
     fn schedule(&mut self) -> Result<(), Error> {
+        if self.spread {
+            let key = |s: &Slot| match s {
+                Slot::Ready { key, .. } => key.hash.clone(),
+                _ => String::new(),
+            };
+            let mut ready: Vec<usize> = self.ready.drain(..).collect();
+            ready.sort_by_cached_key(|&i| key(&self.slots[i]));
+            self.ready = ready.into();
+        }
         let mut deferred = VecDeque::new();
         while let Some(idx) = self.ready.pop_front() {
             if self.is_remote(idx) {
@@ -409,6 +429,7 @@ impl Dispatcher<'_> {
         }
         match self.store.try_claim(&key.hash, &name)? {
             Claim::Busy(holder) => {
+                self.spread = true;
                 self.announce_wait(idx, &holder);
                 self.slots[idx] = wait(KeyWait::Elsewhere);
                 Ok(None)

@@ -1,5 +1,6 @@
 //! From an experiment and the store to a plan: each stage's key, and whether it is fresh or why
-//! it must run. Owns keys and staleness explanations; reads the index but never writes records.
+//! it must run. Owns keys and staleness explanations; reads records and pins the objects it will
+//! use, but never writes records.
 
 mod explain;
 mod key;

@@ -85,7 +85,7 @@ impl StatIndex {
                 return None;
             }
             let start = Instant::now();
-            let mut pause = Duration::from_millis(2);
+            let mut pause = Duration::from_millis(1);
             loop {
                 match self.try_open() {
                     Opened::Db(db, tree) => {
@@ -94,7 +94,7 @@ impl StatIndex {
                     }
                     Opened::Busy if start.elapsed() < wait => {
                         std::thread::sleep(pause);
-                        pause = (pause * 2).min(Duration::from_millis(50));
+                        pause = (pause * 2).min(Duration::from_millis(5));
                     }
                     Opened::Broken(why) if self.heal(&why) => {}
                     _ => {
