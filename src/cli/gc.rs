@@ -5,7 +5,9 @@
 //! (`crate::store::Root`), so `gc` from one workspace keeps what the runs of every other
 //! workspace sharing the store reference. A root whose folder is gone is forgotten by its own
 //! workspace; another workspace keeps it (the folder may be on a machine it cannot see) until
-//! `--prune-missing`.
+//! `--prune-missing`, or `--prune-before DATE` for roots older than a date. Live processes'
+//! pins are kept too (`crate::store::Session`): gc beside running dispatchers deletes nothing
+//! they use.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -28,6 +30,11 @@ pub struct GcArgs {
     /// (deleted, or on another machine): their objects are then collected
     #[arg(long)]
     pub prune_missing: bool,
+    /// Also forget the roots of other workspaces' runs recorded before DATE (`2026-11-01` or
+    /// RFC 3339), visible or not: their objects are then collected unless something else keeps
+    /// them. This workspace's own run folders are kept while they exist
+    #[arg(long, value_name = "DATE", value_parser = parse_date)]
+    pub prune_before: Option<String>,
     /// Print as JSON on stdout
     #[arg(long)]
     pub json: bool,
@@ -67,7 +74,11 @@ pub fn gc(ctx: &Context, args: &GcArgs) -> Result<i32, Error> {
     for r in roots {
         let visible = r.root.run_dir.join("manifest.json").is_file();
         let ours = r.root.workspace == ctx.workspace || r.root.run_dir.starts_with(&ctx.runs);
-        if !visible && (ours || args.prune_missing) {
+        let old = args
+            .prune_before
+            .as_deref()
+            .is_some_and(|d| r.root.created_at.as_str() < d);
+        if (!visible && (ours || args.prune_missing)) || (old && !ours) {
             forget.push(r);
             continue;
         }
@@ -179,13 +190,17 @@ pub fn gc(ctx: &Context, args: &GcArgs) -> Result<i32, Error> {
         }
         if !forget.is_empty() {
             println!(
-                "  {} {} root(s) whose run folder is gone",
+                "  {} {} root(s) whose run folder is gone{}",
                 if args.dry_run {
                     "would forget"
                 } else {
                     "forgot"
                 },
-                forget.len()
+                forget.len(),
+                match &args.prune_before {
+                    Some(d) => format!(" or that were recorded before {d}"),
+                    None => String::new(),
+                }
             );
         }
         if !isolated.is_empty() || in_use > 0 {
@@ -203,6 +218,20 @@ pub fn gc(ctx: &Context, args: &GcArgs) -> Result<i32, Error> {
         }
     }
     Ok(exit::OK)
+}
+
+/// `2026-11-01` or an RFC 3339 time → the RFC 3339 UTC seconds form roots are written in, so
+/// that the two compare as strings.
+fn parse_date(s: &str) -> Result<String, String> {
+    let full = if s.len() == 10 {
+        format!("{s}T00:00:00Z")
+    } else {
+        s.to_string()
+    };
+    humantime::parse_rfc3339_weak(full.trim_end_matches('Z'))
+        .or_else(|_| humantime::parse_rfc3339(&full))
+        .map(|t| humantime::format_rfc3339_seconds(t).to_string())
+        .map_err(|e| format!("`{s}` is no date (write 2026-11-01 or 2026-11-01T12:00:00Z): {e}"))
 }
 
 /// `2026-12-01T10:00:00Z` → `3h 12m ago`.

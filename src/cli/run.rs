@@ -386,6 +386,23 @@ pub fn plan(ctx: &Context, args: &PlanArgs) -> Result<i32, Error> {
     };
     let plan = Plan::build(&exp, &store, &opts)?;
     let to_run = plan.states.iter().filter(|s| !s.is_fresh()).count();
+    // Stages whose key waits for an upstream stage that runs: early cut-off finds them fresh
+    // if that upstream's output comes out unchanged.
+    let after_upstream = plan
+        .states
+        .iter()
+        .filter(|s| matches!(s, StageState::Stale { key: None, .. }))
+        .count();
+    // Stages that share a key (sweep variants that read the same inputs) are computed once.
+    let keys: std::collections::BTreeSet<&str> = plan
+        .states
+        .iter()
+        .filter_map(|s| match s {
+            StageState::Stale { key: Some(k), .. } => Some(k.hash.as_str()),
+            _ => None,
+        })
+        .collect();
+    let repeated = to_run - after_upstream - keys.len();
     if args.json {
         let stages: Vec<_> = exp
             .stages
@@ -405,16 +422,33 @@ pub fn plan(ctx: &Context, args: &PlanArgs) -> Result<i32, Error> {
             })
             .collect();
         print_json(
-            &json!({"experiment": exp.name, "to_run": to_run, "fresh": exp.stages.len() - to_run, "stages": stages}),
+            &json!({"experiment": exp.name, "to_run": to_run, "fresh": exp.stages.len() - to_run,
+                    "after_upstream": after_upstream, "same_key_as_another": repeated, "stages": stages}),
         )?;
         return Ok(exit::OK);
     }
+    let mut notes = Vec::new();
+    if after_upstream > 0 {
+        notes.push(format!(
+            "{after_upstream} of them only if an upstream output changes (early cut-off reuses the rest)"
+        ));
+    }
+    if repeated > 0 {
+        notes.push(format!(
+            "{repeated} share a key with another and are computed once"
+        ));
+    }
     println!(
-        "{} stage(s) in `{}`: {} fresh, {} to run",
+        "{} stage(s) in `{}`: {} fresh, {} to run{}",
         exp.stages.len(),
         exp.name,
         exp.stages.len() - to_run,
-        to_run
+        to_run,
+        if notes.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", notes.join("; "))
+        }
     );
     for (s, st) in exp.stages.iter().zip(&plan.states) {
         match st {

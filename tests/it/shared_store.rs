@@ -141,9 +141,27 @@ fn a_stage_whose_key_repeats_across_sweep_variants_is_computed_once() {
         "experiments/s.yaml",
         "experiment: s\nstages:\n  gen:\n    kind: command\n    cmd: \"echo same > {outs.u}; echo {params.n} > {outs.l}\"\n    outs: {u: u.txt, l: l.txt}\n    params: {n: 1}\n  pre:\n    kind: command\n    cmd: \"echo pre >> {workspace}/pre.log; cat {deps.u} > {outs.o}\"\n    deps: {u: \"stage:gen/u\"}\n    outs: {o: o.txt}\nsweep:\n  gen.params.n: [1, 2, 3]\n",
     );
+    let plan =
+        String::from_utf8_lossy(&ws.run(&["plan", "experiments/s.yaml"]).stdout).into_owned();
+    assert!(
+        plan.contains("6 to run (3 of them only if an upstream output changes"),
+        "{plan}"
+    );
     let out = ws.run(&["run", "experiments/s.yaml", "--json"]);
     let m = manifest(&out);
     assert_eq!(ws.read("pre.log"), "pre\n", "{}", stderr(&out));
+    // With `gen` fresh, the plan knows the three `pre` variants share one key.
+    ws.write(
+        "experiments/s.yaml",
+        &ws.read("experiments/s.yaml")
+            .replace("echo pre >>", "echo pre2 >>"),
+    );
+    let plan =
+        String::from_utf8_lossy(&ws.run(&["plan", "experiments/s.yaml"]).stdout).into_owned();
+    assert!(
+        plan.contains("3 to run (2 share a key with another and are computed once)"),
+        "{plan}"
+    );
     assert_eq!(
         stages_with(&m, "ran")
             .iter()
@@ -440,4 +458,39 @@ fn a_read_only_store_can_be_inspected_and_run_says_why_it_cannot_write() {
         "{}",
         ws.read("run.out")
     );
+}
+
+#[test]
+fn gc_prune_before_forgets_other_workspaces_older_roots_only() {
+    let shared = tempfile::tempdir().unwrap();
+    let store = shared.path().join("store");
+    let yaml = |tag: &str| {
+        format!(
+            "experiment: p\nstages:\n  a:\n    kind: command\n    cmd: \"echo {tag} > {{outs.o}}\"\n    outs: {{o: o.txt}}\n"
+        )
+    };
+    let (a, b) = (Workspace::new(), Workspace::new());
+    a.write("experiments/p.yaml", &yaml("a"));
+    b.write("experiments/p.yaml", &yaml("b"));
+    let ma = manifest(&on(&a, &store, &["run", "experiments/p.yaml", "--json"]));
+    let mb = manifest(&on(&b, &store, &["run", "experiments/p.yaml", "--json"]));
+    let obj = |m: &serde_json::Value| m["stages"][0]["object"].as_str().unwrap().to_string();
+    let exists = |d: &str| store.join("objects").join(&d[..2]).join(d).is_dir();
+    // A date before both runs forgets nothing; a bad date is refused.
+    let out = on(&b, &store, &["gc", "--prune-before", "2000-01-01"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(exists(&obj(&ma)) && exists(&obj(&mb)));
+    let out = on(&b, &store, &["gc", "--prune-before", "last tuesday"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("is no date"), "{}", stderr(&out));
+    // A date after both: gc from B forgets A's root (A's object goes), keeps B's own run.
+    let out = on(&b, &store, &["gc", "--prune-before", "2999-01-01"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        text.contains("recorded before 2999-01-01T00:00:00Z"),
+        "{text}"
+    );
+    assert!(!exists(&obj(&ma)), "{text}");
+    assert!(exists(&obj(&mb)), "{text}");
 }
