@@ -494,3 +494,50 @@ fn gc_prune_before_forgets_other_workspaces_older_roots_only() {
     assert!(!exists(&obj(&ma)), "{text}");
     assert!(exists(&obj(&mb)), "{text}");
 }
+
+#[test]
+fn a_claim_whose_lease_ran_out_is_taken_over_though_its_lock_is_still_held() {
+    // A node that vanished while the shared filesystem still holds its lock: stood in for by
+    // `flock` holding the claim file, whose time is a few minutes old (no heartbeat).
+    let ws = Workspace::new();
+    ws.write(
+        "experiments/l.yaml",
+        "experiment: l\nstages:\n  a:\n    kind: command\n    cmd: \"echo a > {outs.o}\"\n    outs: {o: o.txt}\n",
+    );
+    let plan: serde_json::Value =
+        serde_json::from_slice(&ws.run(&["plan", "experiments/l.yaml", "--json"]).stdout).unwrap();
+    let key = plan["stages"][0]["key"].as_str().unwrap().to_string();
+    let claims = ws.join("runs/.store/claims");
+    std::fs::create_dir_all(&claims).unwrap();
+    let claim = claims.join(format!("{key}.lock"));
+    std::fs::write(&claim, r#"{"owner":{"user":"ana","host":"lost-node","pid":7,"since":"2026-01-01T00:00:00Z"},"stage":"a"}"#).unwrap();
+    let Ok(mut holder) = std::process::Command::new("flock")
+        .arg(&claim)
+        .args(["sleep", "30"])
+        .spawn()
+    else {
+        eprintln!("skipping a_claim_whose_lease_ran_out…: no `flock` command here");
+        return;
+    };
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // While the lease is fresh, --no-wait names the holder and exits 4.
+    let out = ws.run(&["run", "experiments/l.yaml", "--no-wait"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("ana@lost-node (pid 7)"),
+        "{}",
+        stderr(&out)
+    );
+    // Five minutes without a heartbeat: the lease (60 s) is over.
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(300);
+    std::fs::File::options()
+        .write(true)
+        .open(&claim)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    let m = manifest(&ws.run(&["run", "experiments/l.yaml", "--json"]));
+    assert_eq!(stages_with(&m, "ran"), ["a"]);
+    let _ = holder.kill();
+    let _ = holder.wait();
+}
