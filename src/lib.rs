@@ -20,6 +20,7 @@ pub mod plan;
 pub mod report;
 pub mod results;
 pub mod rng;
+pub mod site;
 pub mod stages;
 pub mod stats;
 pub mod store;

@@ -54,7 +54,8 @@ impl Error {
             Error::StagesFailed { .. } => exit::STAGE_FAILED,
             Error::NotReproduced { .. } => exit::NOT_REPRODUCED,
             Error::Verify(crate::verify::VerifyError::BadLock { .. })
-            | Error::Verify(crate::verify::VerifyError::BadBundle { .. }) => exit::USAGE,
+            | Error::Verify(crate::verify::VerifyError::BadBundle { .. })
+            | Error::Verify(crate::verify::VerifyError::BadArchive { .. }) => exit::USAGE,
             Error::Verify(crate::verify::VerifyError::Read { source, .. })
                 if source.kind() == std::io::ErrorKind::NotFound =>
             {

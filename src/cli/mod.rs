@@ -11,6 +11,7 @@ mod lock;
 mod report;
 mod reproduce;
 mod run;
+mod site;
 pub mod stats_cmd;
 
 use std::path::{Path, PathBuf};
@@ -78,6 +79,12 @@ pub enum Command {
     Report(report::ReportArgs),
     /// One HTML report across runs or a sweep's variants: every cell's AUC and its difference to a baseline
     Compare(compare::CompareArgs),
+    /// Pack a run's models for external validation at another site (no patient data)
+    Kit(site::KitArgs),
+    /// At a site: evaluate a kit's models on the site's own cohort and write results to send back
+    Validate(site::ValidateArgs),
+    /// Back home: check a site's results against the run's models and code, and add the site to the run
+    ImportSite(site::ImportArgs),
 }
 
 /// Where things live for one invocation.
@@ -183,6 +190,9 @@ fn dispatch(cli: &Cli) -> Result<i32, Error> {
         Command::Gc(a) => gc::gc(&ctx, a),
         Command::Report(a) => report::report(&ctx, a),
         Command::Compare(a) => compare::compare(&ctx, a),
+        Command::Kit(a) => site::kit(&ctx, a),
+        Command::Validate(a) => site::validate(&ctx, a),
+        Command::ImportSite(a) => site::import_site(&ctx, a),
         Command::Stats(a) => {
             print!("{}", stats_cmd::execute(a)?);
             Ok(exit::OK)

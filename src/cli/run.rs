@@ -104,7 +104,7 @@ fn parse_executor(s: &str) -> Result<ExecutorKind, String> {
     }
 }
 
-fn load(ctx: &Context, file: &Path) -> Result<Experiment, Error> {
+pub(super) fn load(ctx: &Context, file: &Path) -> Result<Experiment, Error> {
     Ok(dsl::load(
         &ctx.experiment_path(file),
         &ctx.workspace,

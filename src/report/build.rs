@@ -515,6 +515,7 @@ pub fn build(inputs: &ReportInputs) -> ReportView {
         paper: paper_view(&inputs.paper, first, &palette),
         provenance,
         reproduce,
+        sites: Vec::new(),
         warnings,
         version: env!("CARGO_PKG_VERSION").to_string(),
     }

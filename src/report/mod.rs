@@ -19,6 +19,7 @@ pub mod format;
 pub mod input;
 pub mod render;
 pub mod run;
+pub mod sites;
 pub mod svg;
 pub mod view;
 

@@ -273,6 +273,19 @@ pub fn render_run(
         run: Some(run),
     };
     let mut v = super::build::build(&inputs);
+    let palette = super::view::Palette::new(
+        inputs
+            .evaluations
+            .iter()
+            .flat_map(|e| e.results.models.iter().map(|m| m.model.as_str())),
+    );
+    let (sites, problems) = super::sites::read_sites(
+        run_dir,
+        inputs.evaluations.first().map(|e| &e.results),
+        &palette,
+    );
+    v.sites = sites;
+    v.warnings.extend(problems);
     if !missing.is_empty() {
         v.warnings.push(format!(
             "training curves of {} are not in the store (collected by `gc`?): not shown",

@@ -300,6 +300,8 @@ pub struct ReportView {
     pub paper: Option<PaperView>,
     pub provenance: Option<ProvenanceView>,
     pub reproduce: ReproduceView,
+    /// External sites imported into the run (`orchestrate import-site`).
+    pub sites: Vec<super::sites::SiteView>,
     pub warnings: Vec<String>,
     pub version: String,
 }

@@ -61,6 +61,16 @@ pub fn write_bundle(
     let mut idx = serde_json::to_vec_pretty(&index).expect("the index serializes");
     idx.push(b'\n');
     all.insert(INDEX.to_string(), idx);
+    write_tar(out, INDEX, &all)
+}
+
+/// Writes `files` as a deterministic `.tar.gz` (`first` first, then by name; no times, owners
+/// or modes), through a temporary name.
+pub(super) fn write_tar(
+    out: &Path,
+    first: &str,
+    all: &BTreeMap<String, Vec<u8>>,
+) -> Result<(), VerifyError> {
     let write_err = |source| VerifyError::Write {
         path: out.to_path_buf(),
         source,
@@ -70,7 +80,11 @@ pub fn write_bundle(
     let gz = flate2::GzBuilder::new().write(f, flate2::Compression::default());
     let mut tar = tar::Builder::new(gz);
     tar.mode(tar::HeaderMode::Deterministic);
-    for (name, bytes) in &all {
+    let order = all
+        .get_key_value(first)
+        .into_iter()
+        .chain(all.iter().filter(|(n, _)| n.as_str() != first));
+    for (name, bytes) in order {
         let mut h = tar::Header::new_gnu();
         h.set_size(bytes.len() as u64);
         h.set_mode(0o644);
@@ -263,7 +277,7 @@ fn check_index(i: &BundleIndex) -> Result<(), String> {
 }
 
 /// Reads at most `cap` bytes, refusing more.
-fn read_capped(r: impl Read, cap: u64) -> Result<Vec<u8>, String> {
+pub(super) fn read_capped(r: impl Read, cap: u64) -> Result<Vec<u8>, String> {
     let mut bytes = Vec::new();
     r.take(cap + 1)
         .read_to_end(&mut bytes)

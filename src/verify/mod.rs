@@ -13,6 +13,7 @@
 //! [`crate::store`]; it never opens the index itself (callers pass the records) and never writes
 //! into the store.
 
+pub mod archive;
 pub mod bundle;
 mod compare;
 mod lock;
@@ -47,4 +48,10 @@ pub enum VerifyError {
     BadLock { path: PathBuf, message: String },
     #[error("`{path}` is not a bundle made by `orchestrate bundle`: {message}")]
     BadBundle { path: PathBuf, message: String },
+    #[error("`{path}` is not a {kind} archive made by orchestrate: {message}")]
+    BadArchive {
+        path: PathBuf,
+        kind: String,
+        message: String,
+    },
 }

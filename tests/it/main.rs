@@ -14,5 +14,6 @@ mod models;
 mod report;
 mod science;
 mod shared_store;
+mod site;
 mod slurm;
 mod verify;

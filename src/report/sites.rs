@@ -1,0 +1,160 @@
+//! Imported external sites in a run report: `runs/<experiment>/<run>/sites/<name>/` holds the
+//! `site.json` and `results.json` a site sent back (`orchestrate import-site`, which checked them).
+//! Each site is shown with where and with what it was computed, every model's AUC there beside
+//! the run's internal AUC with the drop and its unpaired DeLong test, and the site's paired
+//! comparisons.
+
+use std::path::Path;
+
+use serde::Serialize;
+use statrs::distribution::{ContinuousCDF, Normal};
+
+use super::format as f;
+use super::view::Palette;
+use crate::results::ResultsDoc;
+use crate::site::SiteDoc;
+
+/// The folder of a run that holds imported sites.
+pub const SITES: &str = "sites";
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SiteDropRow {
+    pub model: String,
+    pub color: String,
+    pub internal: String,
+    pub site: String,
+    pub site_ci: String,
+    pub delta: String,
+    pub p: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SiteComparisonRow {
+    pub a: String,
+    pub b: String,
+    pub delta: String,
+    pub ci: String,
+    pub p: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SiteView {
+    pub name: String,
+    /// "site NAME, n 1000, prevalence 0.378, computed on their machine with kit 301042d93394 …".
+    pub line: String,
+    pub drops: Vec<SiteDropRow>,
+    pub comparisons: Vec<SiteComparisonRow>,
+}
+
+/// The sites imported into `run_dir`, with the run's own results for the internal cohort.
+/// A site folder that cannot be read is reported in the second list.
+pub fn read_sites(
+    run_dir: &Path,
+    run: Option<&ResultsDoc>,
+    palette: &Palette,
+) -> (Vec<SiteView>, Vec<String>) {
+    let mut views = Vec::new();
+    let mut problems = Vec::new();
+    let Ok(entries) = std::fs::read_dir(run_dir.join(SITES)) else {
+        return (views, problems);
+    };
+    let mut dirs: Vec<_> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.is_dir()
+                && !p
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
+        .collect();
+    dirs.sort();
+    for dir in dirs {
+        let read = || -> Result<(SiteDoc, ResultsDoc), String> {
+            let site: SiteDoc = serde_json::from_slice(
+                &std::fs::read(dir.join("site.json")).map_err(|e| e.to_string())?,
+            )
+            .map_err(|e| format!("site.json: {e}"))?;
+            let v: serde_json::Value = serde_json::from_slice(
+                &std::fs::read(dir.join("results.json")).map_err(|e| e.to_string())?,
+            )
+            .map_err(|e| format!("results.json: {e}"))?;
+            Ok((site, crate::results::parse(v)?))
+        };
+        match read() {
+            Ok((site, results)) => views.push(view(&site, &results, run, palette)),
+            Err(e) => problems.push(format!(
+                "imported site `{}` cannot be read ({e}): not shown",
+                dir.display()
+            )),
+        }
+    }
+    (views, problems)
+}
+
+fn view(site: &SiteDoc, r: &ResultsDoc, run: Option<&ResultsDoc>, palette: &Palette) -> SiteView {
+    let normal = Normal::new(0.0, 1.0).expect("the standard normal");
+    let line = format!(
+        "site {}, n {}, prevalence {:.3}: computed on their machine ({} {}, orchestrate {}, binary {}) \
+         with kit {}, on data with digest {}, {}",
+        site.site,
+        site.cohort.n,
+        site.cohort.prevalence,
+        site.os,
+        site.arch,
+        site.orchestrate_version,
+        &site.binary_identity[..12.min(site.binary_identity.len())],
+        &site.kit[..12.min(site.kit.len())],
+        &site.cohort.digest[..12.min(site.cohort.digest.len())],
+        site.computed_at
+    );
+    let drops = r
+        .models
+        .iter()
+        .filter(|m| m.cohort == "test")
+        .map(|m| {
+            let home = run.and_then(|run| {
+                run.models
+                    .iter()
+                    .find(|x| x.model == m.model && x.cohort == "internal")
+            });
+            let delta = home.and_then(|h| Some(m.auc? - h.auc?));
+            let se = home.and_then(|h| Some((h.delong.se?.powi(2) + m.delong.se?.powi(2)).sqrt()));
+            let p = delta
+                .zip(se)
+                .filter(|(_, s)| *s > 0.0)
+                .map(|(d, s)| 2.0 * (1.0 - normal.cdf((d / s).abs())));
+            SiteDropRow {
+                model: m.model.clone(),
+                color: palette.style(&m.model).color,
+                internal: f::auc(home.and_then(|h| h.auc)),
+                site: f::auc(m.auc),
+                site_ci: format!("{}–{}", f::auc(m.delong.lo), f::auc(m.delong.hi)),
+                delta: f::signed(delta, 3),
+                p: f::p_value(p),
+            }
+        })
+        .collect();
+    let comparisons = r
+        .primary
+        .iter()
+        .chain(&r.secondary)
+        .map(|c| SiteComparisonRow {
+            a: c.a.clone(),
+            b: c.b.clone(),
+            delta: f::signed(c.delta, 3),
+            ci: format!(
+                "{}–{}",
+                f::signed(c.delong.lo, 3),
+                f::signed(c.delong.hi, 3)
+            ),
+            p: f::p_value(c.delong.p),
+        })
+        .collect();
+    SiteView {
+        name: site.site.clone(),
+        line,
+        drops,
+        comparisons,
+    }
+}
