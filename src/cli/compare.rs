@@ -43,7 +43,14 @@ pub fn compare(ctx: &Context, args: &CompareArgs) -> Result<i32, Error> {
         let dir = run::resolve_run(&ctx.runs, &cwd, spec)?;
         let info = run::read_run(&dir)?;
         let evals = if dir.join("results.json").is_file() {
-            run::evaluations(&info)?
+            let mut evals = run::evaluations(&info)?;
+            // Imported external sites join a single evaluation as cohorts of their own.
+            if let [one] = evals.as_mut_slice() {
+                for w in crate::report::sites::merge_into(&dir, one) {
+                    eprintln!("{:>12} {w}", "Warning");
+                }
+            }
+            evals
         } else {
             eprintln!("{:>12} `{spec}` has no results.json: skipped", "Warning");
             Vec::new()

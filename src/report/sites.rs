@@ -6,45 +6,16 @@
 
 use std::path::Path;
 
-use serde::Serialize;
 use statrs::distribution::{ContinuousCDF, Normal};
 
 use super::format as f;
-use super::view::Palette;
+use super::input::EvaluationInput;
+use super::view::{Palette, SiteComparisonRow, SiteDropRow, SiteView};
 use crate::results::ResultsDoc;
 use crate::site::SiteDoc;
 
 /// The folder of a run that holds imported sites.
 pub const SITES: &str = "sites";
-
-#[derive(Debug, Clone, Serialize)]
-pub struct SiteDropRow {
-    pub model: String,
-    pub color: String,
-    pub internal: String,
-    pub site: String,
-    pub site_ci: String,
-    pub delta: String,
-    pub p: String,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct SiteComparisonRow {
-    pub a: String,
-    pub b: String,
-    pub delta: String,
-    pub ci: String,
-    pub p: String,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct SiteView {
-    pub name: String,
-    /// "site NAME, n 1000, prevalence 0.378, computed on their machine with kit 301042d93394 …".
-    pub line: String,
-    pub drops: Vec<SiteDropRow>,
-    pub comparisons: Vec<SiteComparisonRow>,
-}
 
 /// The sites imported into `run_dir`, with the run's own results for the internal cohort.
 /// A site folder that cannot be read is reported in the second list.
@@ -53,10 +24,50 @@ pub fn read_sites(
     run: Option<&ResultsDoc>,
     palette: &Palette,
 ) -> (Vec<SiteView>, Vec<String>) {
-    let mut views = Vec::new();
     let mut problems = Vec::new();
+    let views = read_docs(run_dir, &mut problems)
+        .iter()
+        .map(|(site, results)| view(site, results, run, palette))
+        .collect();
+    (views, problems)
+}
+
+/// Adds each imported site of `run_dir` to a run's evaluation as a cohort of its own,
+/// `site NAME` (its models, cohort figures and comparisons with the reference), so that `compare`
+/// shows the site's cells beside the internal and external ones. Returns what could not be read.
+pub fn merge_into(run_dir: &Path, eval: &mut EvaluationInput) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (site, r) in read_docs(run_dir, &mut problems) {
+        let name = format!("site {}", site.site);
+        let rename = |c: &str| {
+            if c == "test" {
+                name.clone()
+            } else {
+                c.to_string()
+            }
+        };
+        if let Some(c) = r.cohorts.get("test") {
+            eval.results.cohorts.insert(name.clone(), c.clone());
+        }
+        for m in r.models.iter().filter(|m| m.cohort == "test") {
+            let mut m = m.clone();
+            m.cohort = rename(&m.cohort);
+            eval.results.models.push(m);
+        }
+        for c in &r.versus_reference {
+            let mut c = c.clone();
+            c.cohort = rename(&c.cohort);
+            eval.results.versus_reference.push(c);
+        }
+    }
+    problems
+}
+
+/// Every readable imported site of `run_dir`, in name order; problems are appended.
+fn read_docs(run_dir: &Path, problems: &mut Vec<String>) -> Vec<(SiteDoc, ResultsDoc)> {
+    let mut out = Vec::new();
     let Ok(entries) = std::fs::read_dir(run_dir.join(SITES)) else {
-        return (views, problems);
+        return out;
     };
     let mut dirs: Vec<_> = entries
         .flatten()
@@ -82,14 +93,14 @@ pub fn read_sites(
             Ok((site, crate::results::parse(v)?))
         };
         match read() {
-            Ok((site, results)) => views.push(view(&site, &results, run, palette)),
+            Ok(x) => out.push(x),
             Err(e) => problems.push(format!(
                 "imported site `{}` cannot be read ({e}): not shown",
                 dir.display()
             )),
         }
     }
-    (views, problems)
+    out
 }
 
 fn view(site: &SiteDoc, r: &ResultsDoc, run: Option<&ResultsDoc>, palette: &Palette) -> SiteView {

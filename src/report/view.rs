@@ -301,7 +301,7 @@ pub struct ReportView {
     pub provenance: Option<ProvenanceView>,
     pub reproduce: ReproduceView,
     /// External sites imported into the run (`orchestrate import-site`).
-    pub sites: Vec<super::sites::SiteView>,
+    pub sites: Vec<SiteView>,
     pub warnings: Vec<String>,
     pub version: String,
 }
@@ -351,4 +351,34 @@ pub fn cohort_order<T>(cohorts: &BTreeMap<String, T>) -> Vec<(&String, &T)> {
     let mut v: Vec<(&String, &T)> = cohorts.iter().collect();
     v.sort_by(|a, b| (rank(a.0), a.0).cmp(&(rank(b.0), b.0)));
     v
+}
+
+/// One imported external site (`super::sites`).
+#[derive(Debug, Clone, Serialize)]
+pub struct SiteDropRow {
+    pub model: String,
+    pub color: String,
+    pub internal: String,
+    pub site: String,
+    pub site_ci: String,
+    pub delta: String,
+    pub p: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SiteComparisonRow {
+    pub a: String,
+    pub b: String,
+    pub delta: String,
+    pub ci: String,
+    pub p: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SiteView {
+    pub name: String,
+    /// "site NAME, n 1000, prevalence 0.378, computed on their machine with kit 301042d93394 …".
+    pub line: String,
+    pub drops: Vec<SiteDropRow>,
+    pub comparisons: Vec<SiteComparisonRow>,
 }

@@ -211,6 +211,25 @@ fn a_kit_validated_at_a_site_comes_back_with_the_runs_own_numbers() {
         report.contains("External sites") && report.contains("site demo, n 60"),
         "the report shows the site"
     );
+    ok(&ws.run(&["compare", "sitekit", "-o", "compare.html"]));
+    assert!(
+        ws.read("compare.html").contains("site demo"),
+        "compare shows the site's cells"
+    );
+    // Results of another run's kit.
+    let foreign = ws.join("foreign-run.tar.gz");
+    repack(&results, &foreign, |f| {
+        let mut s: serde_json::Value = serde_json::from_slice(&f["site.json"]).unwrap();
+        s["run_id"] = serde_json::Value::from("20260101T000000.000Z-0000");
+        f.insert("site.json".into(), serde_json::to_vec(&s).unwrap());
+    });
+    let out = ws.run(&["import-site", "sitekit", foreign.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("computed with a kit of run `sitekit/20260101T000000.000Z-0000`"),
+        "{}",
+        stderr(&out)
+    );
 
     // Tampered numbers: the digest in site.json no longer matches (exit 2).
     let bad = ws.join("tampered.tar.gz");
