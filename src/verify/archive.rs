@@ -1,5 +1,5 @@
 //! Indexed archives that leave one institution for another: site kits and site results
-//! ([`super::site`]). A deterministic `.tar.gz` whose first member, `index.json`, names what the
+//! ([`crate::site`]). A deterministic `.tar.gz` whose first member, `index.json`, names what the
 //! archive is (`kind`) and lists every other member with its SHA-256.
 //!
 //! Reading trusts nothing: the index must come first and be small; every other member must be a
