@@ -14,7 +14,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::VerifyError;
-use super::bundle::{read_capped, valid_relative_file, write_tar};
+use super::bundle::{digests, read_capped, valid_relative_file, write_indexed};
 
 pub const ARCHIVE_FORMAT: u32 = 1;
 pub const INDEX: &str = "index.json";
@@ -57,16 +57,9 @@ pub fn write_archive(
     let index = ArchiveIndex {
         format: ARCHIVE_FORMAT,
         kind: kind.to_string(),
-        files: files
-            .iter()
-            .map(|(n, b)| (n.clone(), crate::fingerprint::hash_bytes(b)))
-            .collect(),
+        files: digests(&files),
     };
-    let mut all = files;
-    let mut idx = serde_json::to_vec_pretty(&index).expect("an index serializes");
-    idx.push(b'\n');
-    all.insert(INDEX.to_string(), idx);
-    write_tar(out, INDEX, &all)?;
+    write_indexed(out, INDEX, &index, files)?;
     Ok(index)
 }
 

@@ -52,16 +52,30 @@ pub fn write_bundle(
         experiment: experiment.to_string(),
         run_id: run_id.to_string(),
         file: file.to_string(),
-        files: files
-            .iter()
-            .map(|(n, b)| (n.clone(), crate::fingerprint::hash_bytes(b)))
-            .collect(),
+        files: digests(&files),
     };
-    let mut all = files;
-    let mut idx = serde_json::to_vec_pretty(&index).expect("the index serializes");
+    write_indexed(out, INDEX, &index, files)
+}
+
+/// Member name → SHA-256 of its bytes.
+pub(super) fn digests(files: &BTreeMap<String, Vec<u8>>) -> BTreeMap<String, String> {
+    files
+        .iter()
+        .map(|(n, b)| (n.clone(), crate::fingerprint::hash_bytes(b)))
+        .collect()
+}
+
+/// Writes `files` with `index` (pretty JSON) as their first member `index_name`.
+pub(super) fn write_indexed(
+    out: &Path,
+    index_name: &str,
+    index: &impl Serialize,
+    mut files: BTreeMap<String, Vec<u8>>,
+) -> Result<(), VerifyError> {
+    let mut idx = serde_json::to_vec_pretty(index).expect("an index serializes");
     idx.push(b'\n');
-    all.insert(INDEX.to_string(), idx);
-    write_tar(out, INDEX, &all)
+    files.insert(index_name.to_string(), idx);
+    write_tar(out, index_name, &files)
 }
 
 /// Writes `files` as a deterministic `.tar.gz` (`first` first, then by name; no times, owners

@@ -121,3 +121,53 @@ pub fn stage_metrics(ws: &Workspace, store: &str, stage: &str) -> serde_json::Va
     assert!(metrics.is_object(), "no metrics in {v}");
     metrics.clone()
 }
+
+/// Writes a `.tar.gz` as an attacker would: any members, in the given order.
+pub fn write_tar_gz(path: &Path, members: &[(&str, Vec<u8>)]) {
+    let f = std::fs::File::create(path).unwrap();
+    let gz = flate2::write::GzEncoder::new(f, flate2::Compression::fast());
+    let mut tar = tar::Builder::new(gz);
+    for (name, bytes) in members {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(bytes.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        tar.append_data(&mut h, name, bytes.as_slice()).unwrap();
+    }
+    tar.into_inner().unwrap().finish().unwrap();
+}
+
+/// Every member of a `.tar.gz`, by name.
+pub fn read_tar_gz(path: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    use std::io::Read;
+    let f = std::fs::File::open(path).unwrap();
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(f));
+    let mut members = std::collections::BTreeMap::new();
+    for e in archive.entries().unwrap() {
+        let mut e = e.unwrap();
+        let name = e.path().unwrap().display().to_string();
+        let mut bytes = Vec::new();
+        e.read_to_end(&mut bytes).unwrap();
+        members.insert(name, bytes);
+    }
+    members
+}
+
+/// Runs `script` with `sh` in the workspace inside a private mount namespace (as root, or mapped
+/// to root), for tests that mount a tmpfs or a read-only bind. `None` when that cannot be done
+/// here (no `unshare`, no permission, or the script exited 97 to say its mount failed): the
+/// caller reports the test as skipped.
+pub fn in_mount_namespace(ws: &Workspace, script: &str) -> Option<Output> {
+    let mut unshare = std::process::Command::new("unshare");
+    if unsafe { libc::geteuid() } != 0 {
+        unshare.arg("--map-root-user");
+    }
+    unshare
+        .args(["--mount", "sh", "-c", script])
+        .current_dir(ws.path())
+        .env_remove("ORCHESTRATE_STORE")
+        .env("NO_COLOR", "1")
+        .output()
+        .ok()
+        .filter(|o| o.status.code() != Some(97))
+}

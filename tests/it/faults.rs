@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::{Workspace, stages_with, stderr, wait_for};
+use crate::common::{Workspace, in_mount_namespace, stages_with, stderr, wait_for};
 
 fn records(ws: &Workspace) -> u64 {
     let out = ws.run(&["status", "--json"]);
@@ -393,26 +393,12 @@ stages:
          SIZE=1000 {o} --store small-disk/store run experiments/f.yaml >again.out 2>again.err; echo $? >again.rc",
         o = orch.display()
     );
-    let as_root = unsafe { libc::geteuid() } == 0;
-    let mut unshare = std::process::Command::new("unshare");
-    if !as_root {
-        unshare.arg("--map-root-user");
-    }
-    let out = unshare
-        .args(["--mount", "sh", "-c", &script])
-        .current_dir(ws.path())
-        .env_remove("ORCHESTRATE_STORE")
-        .env("NO_COLOR", "1")
-        .output();
-    match out {
-        Ok(o) if o.status.code() != Some(97) && ws.join("full.rc").exists() => {}
-        other => {
-            eprintln!(
-                "skipping a_full_disk_fails_the_stage_saying_so_and_the_store_works_once_space_is_back: \
-                 cannot mount a tmpfs in a private mount namespace here ({other:?})"
-            );
-            return;
-        }
+    if !in_mount_namespace(&ws, &script).is_some_and(|_| ws.join("full.rc").exists()) {
+        eprintln!(
+            "skipping a_full_disk_fails_the_stage_saying_so_and_the_store_works_once_space_is_back: \
+             cannot mount a tmpfs in a private mount namespace here"
+        );
+        return;
     }
     let rc = |f: &str| ws.read(f).trim().to_string();
     let err = ws.read("full.err");

@@ -3,10 +3,9 @@
 //! nothing, runs nothing the reviewer did not choose, and stays within bounded memory.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::Path;
 
-use crate::common::{Workspace, stderr};
+use crate::common::{Workspace, read_tar_gz, stderr, write_tar_gz};
 
 const EXPERIMENT: &str = r#"
 experiment: rules
@@ -63,35 +62,11 @@ fn snapshot(root: &Path) -> BTreeMap<String, Vec<u8>> {
     out
 }
 
-/// Writes a bundle as an attacker would: any index, any members, in the given order.
-fn write_archive(path: &Path, members: &[(&str, Vec<u8>)]) {
-    let f = std::fs::File::create(path).unwrap();
-    let gz = flate2::write::GzEncoder::new(f, flate2::Compression::fast());
-    let mut tar = tar::Builder::new(gz);
-    for (name, bytes) in members {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(bytes.len() as u64);
-        h.set_mode(0o644);
-        h.set_cksum();
-        tar.append_data(&mut h, name, bytes.as_slice()).unwrap();
-    }
-    tar.into_inner().unwrap().finish().unwrap();
-}
-
 /// The members of an honest bundle of the workspace's latest `rules` run.
 fn honest_members(ws: &Workspace) -> BTreeMap<String, Vec<u8>> {
     let out = ws.run(&["bundle", "rules", "-o", "honest.tar.gz"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let f = std::fs::File::open(ws.join("honest.tar.gz")).unwrap();
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(f));
-    let mut members = BTreeMap::new();
-    for e in archive.entries().unwrap() {
-        let mut e = e.unwrap();
-        let name = e.path().unwrap().display().to_string();
-        let mut bytes = Vec::new();
-        e.read_to_end(&mut bytes).unwrap();
-        members.insert(name, bytes);
-    }
+    let members = read_tar_gz(&ws.join("honest.tar.gz"));
     std::fs::remove_file(ws.join("honest.tar.gz")).unwrap();
     members
 }
@@ -125,7 +100,7 @@ fn forged(
                     .map(|(n, b)| (n.as_str(), b.clone())),
             )
             .collect();
-    write_archive(&ws.join(name), &list);
+    write_tar_gz(&ws.join(name), &list);
 }
 
 /// Runs `args` and asserts exit 2, that the workspace is byte-for-byte unchanged and that no
@@ -201,7 +176,7 @@ fn malformed_archives_are_refused_before_anything_is_read_into_memory() {
     let members = honest_members(&ws);
     let index = members["bundle.json"].clone();
     // An unlisted member, a member before the index, an unknown name, a listed-but-missing file.
-    write_archive(
+    write_tar_gz(
         &ws.join("extra.tar.gz"),
         &[
             ("bundle.json", index.clone()),
@@ -210,7 +185,7 @@ fn malformed_archives_are_refused_before_anything_is_read_into_memory() {
     );
     let err = refused_writing_nothing(&ws, &["reproduce", "extra.tar.gz"]);
     assert!(err.contains("unexpected entry `payload.bin`"), "{err}");
-    write_archive(
+    write_tar_gz(
         &ws.join("late.tar.gz"),
         &[
             ("experiment.yaml", members["experiment.yaml"].clone()),
@@ -222,7 +197,7 @@ fn malformed_archives_are_refused_before_anything_is_read_into_memory() {
         err.contains("the first entry is `experiment.yaml`, not `bundle.json`"),
         "{err}"
     );
-    write_archive(&ws.join("short.tar.gz"), &[("bundle.json", index.clone())]);
+    write_tar_gz(&ws.join("short.tar.gz"), &[("bundle.json", index.clone())]);
     let err = refused_writing_nothing(&ws, &["reproduce", "short.tar.gz"]);
     assert!(err.contains("is listed but missing"), "{err}");
     // A listed member far larger than any real one (65 MiB of zeros, 65 KB compressed) is
@@ -246,7 +221,7 @@ fn malformed_archives_are_refused_before_anything_is_read_into_memory() {
             b.extend_from_slice(b" ");
         }
     }
-    write_archive(&ws.join("edited.tar.gz"), &list);
+    write_tar_gz(&ws.join("edited.tar.gz"), &list);
     let err = refused_writing_nothing(&ws, &["reproduce", "edited.tar.gz"]);
     assert!(err.contains("does not match its digest"), "{err}");
 }

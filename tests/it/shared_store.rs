@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use crate::common::{Workspace, stages_with, stderr, wait_for};
+use crate::common::{Workspace, in_mount_namespace, stages_with, stderr, wait_for};
 
 /// `orchestrate --store STORE ARGS…` in `ws`.
 fn on(ws: &Workspace, store: &Path, args: &[&str]) -> std::process::Output {
@@ -421,25 +421,12 @@ fn a_read_only_store_can_be_inspected_and_run_says_why_it_cannot_write() {
          {o} run experiments/r.yaml > run.out 2>&1; echo $? > run.rc",
         o = orch.display()
     );
-    let mut unshare = std::process::Command::new("unshare");
-    if unsafe { libc::geteuid() } != 0 {
-        unshare.arg("--map-root-user");
-    }
-    let out = unshare
-        .args(["--mount", "sh", "-c", &script])
-        .current_dir(ws.path())
-        .env_remove("ORCHESTRATE_STORE")
-        .env("NO_COLOR", "1")
-        .output();
-    match out {
-        Ok(o) if o.status.code() != Some(97) && ws.join("run.rc").exists() => {}
-        other => {
-            eprintln!(
-                "skipping a_read_only_store…: cannot bind-mount read-only in a private mount \
-                 namespace here ({other:?})"
-            );
-            return;
-        }
+    if !in_mount_namespace(&ws, &script).is_some_and(|_| ws.join("run.rc").exists()) {
+        eprintln!(
+            "skipping a_read_only_store…: cannot bind-mount read-only in a private mount \
+             namespace here"
+        );
+        return;
     }
     let rc = |f: &str| ws.read(f).trim().to_string();
     assert_eq!(rc("status.rc"), "0", "{}", ws.read("status.out"));

@@ -3,10 +3,9 @@
 //! format, tampered results, another run's models).
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::Path;
 
-use crate::common::{Workspace, stderr};
+use crate::common::{Workspace, read_tar_gz, stderr, write_tar_gz};
 
 const EXPERIMENT: &str = r#"
 experiment: sitekit
@@ -62,23 +61,9 @@ fn output(ws: &Workspace, m: &serde_json::Value, name: &str, out: &str) -> std::
     ws.join(&format!("runs/.store/objects/{}/{obj}/{out}", &obj[..2]))
 }
 
-fn members(path: &Path) -> BTreeMap<String, Vec<u8>> {
-    let f = std::fs::File::open(path).unwrap();
-    let mut a = tar::Archive::new(flate2::read::GzDecoder::new(f));
-    let mut out = BTreeMap::new();
-    for e in a.entries().unwrap() {
-        let mut e = e.unwrap();
-        let name = e.path().unwrap().to_string_lossy().into_owned();
-        let mut b = Vec::new();
-        e.read_to_end(&mut b).unwrap();
-        out.insert(name, b);
-    }
-    out
-}
-
 /// Re-packs an archive after `edit`, with an index whose digests match again (an attacker can).
 fn repack(from: &Path, to: &Path, edit: impl FnOnce(&mut BTreeMap<String, Vec<u8>>)) {
-    let mut files = members(from);
+    let mut files = read_tar_gz(from);
     let mut index: serde_json::Value = serde_json::from_slice(&files["index.json"]).unwrap();
     files.remove("index.json");
     edit(&mut files);
@@ -87,24 +72,9 @@ fn repack(from: &Path, to: &Path, edit: impl FnOnce(&mut BTreeMap<String, Vec<u8
         .map(|(n, b)| (n.clone(), orchestrate::fingerprint::hash_bytes(b)))
         .collect();
     index["files"] = serde_json::to_value(digests).unwrap();
-    let gz = flate2::write::GzEncoder::new(
-        std::fs::File::create(to).unwrap(),
-        flate2::Compression::default(),
-    );
-    let mut tar = tar::Builder::new(gz);
-    let mut all = vec![(
-        "index.json".to_string(),
-        serde_json::to_vec(&index).unwrap(),
-    )];
-    all.extend(files);
-    for (name, bytes) in all {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(bytes.len() as u64);
-        h.set_mode(0o644);
-        h.set_cksum();
-        tar.append_data(&mut h, name, bytes.as_slice()).unwrap();
-    }
-    tar.into_inner().unwrap().finish().unwrap();
+    let mut all = vec![("index.json", serde_json::to_vec(&index).unwrap())];
+    all.extend(files.iter().map(|(n, b)| (n.as_str(), b.clone())));
+    write_tar_gz(to, &all);
 }
 
 fn ok(out: &std::process::Output) -> String {
@@ -133,7 +103,7 @@ fn a_kit_validated_at_a_site_comes_back_with_the_runs_own_numbers() {
         std::fs::read(ws.join("kit2.tar.gz")).unwrap(),
         "a kit is deterministic"
     );
-    let kit = members(&ws.join("kit.tar.gz"));
+    let kit = read_tar_gz(&ws.join("kit.tar.gz"));
     assert!(
         kit.keys().all(|k| k == "index.json"
             || k == "kit.json"
@@ -162,7 +132,7 @@ fn a_kit_validated_at_a_site_comes_back_with_the_runs_own_numbers() {
         text.contains("no patient data and no per-patient scores"),
         "{text}"
     );
-    let back = members(&site.join("results.tar.gz"));
+    let back = read_tar_gz(&site.join("results.tar.gz"));
     assert_eq!(
         back.keys().cloned().collect::<Vec<_>>(),
         ["index.json", "report.html", "results.json", "site.json"]
@@ -338,7 +308,7 @@ fn validate_refuses_other_code_and_cohorts_the_models_cannot_read() {
         2,
         "imaging × 2 seeds"
     );
-    let back = members(&site.join("site-results.tar.gz"));
+    let back = read_tar_gz(&site.join("site-results.tar.gz"));
     assert!(
         back.contains_key("scores.csv"),
         "--share-scores adds the scores"
