@@ -290,6 +290,24 @@ fn validate_refuses_other_code_and_cohorts_the_models_cannot_read() {
     let out = validate(&kit, &site.join("nowhere"));
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("nowhere"), "{}", stderr(&out));
+    // The kit's own synthetic example passes validation.
+    for (name, bytes) in read_tar_gz(&kit) {
+        if let Some(rel) = name.strip_prefix("example/") {
+            site.write(&format!("example/{rel}"), "");
+            std::fs::write(site.join(&format!("example/{rel}")), bytes).unwrap();
+        }
+    }
+    let out = site.run(&[
+        "validate",
+        kit.to_str().unwrap(),
+        "--cohort",
+        site.join("example").to_str().unwrap(),
+        "--site",
+        "example",
+        "-o",
+        "example.tar.gz",
+    ]);
+    assert!(ok(&out).contains("8 patients (4 cases)"));
     // The stand-in hospital: another shift, its own cohort; --models kept only imaging.
     let out = site.run(&[
         "validate",
