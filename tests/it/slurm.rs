@@ -175,10 +175,11 @@ stages:
     kind: command
     cmd: "sleep 60; touch {outs.o}"
     outs: {o: o}
-  # Needs the whole node: stays pending while a and b run.
+  # Needs the whole node: stays pending while a and b run. (Its command differs from b's: the
+  # same command would be the same key, computed once.)
   c:
     kind: command
-    cmd: "sleep 60; touch {outs.o}"
+    cmd: "sleep 60; touch {outs.o} {outs.o}"
     outs: {o: o}
     resources: {cpus: 2}
 "#;
