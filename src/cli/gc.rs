@@ -95,10 +95,8 @@ pub fn gc(ctx: &Context, args: &GcArgs) -> Result<i32, Error> {
     // What live processes (runs in progress, anywhere) have read or committed.
     let (mut live, mut in_flight) = (0, BTreeSet::new());
     for session in store.live_sessions()? {
-        if Some(session.id.as_str()) != store.session_id() {
-            live += 1;
-            in_flight.extend(session.pins());
-        }
+        live += 1;
+        in_flight.extend(session.pins());
     }
     let in_flight_only = in_flight.difference(&kept).count();
     kept.extend(in_flight);

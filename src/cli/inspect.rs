@@ -77,7 +77,6 @@ pub fn status(ctx: &Context, args: &StatusArgs) -> Result<i32, Error> {
         .live_sessions()?
         .into_iter()
         .filter_map(|s| s.owner)
-        .filter(|o| o.pid != std::process::id())
         .collect();
     let isolated = super::reproduce::isolated_stores(ctx);
     let isolated_bytes: u64 = isolated.iter().map(|d| dir_size(d)).sum();

@@ -19,11 +19,13 @@ use crate::exec::manifest::{self, RunManifest, StageEntry};
 use crate::exit;
 use crate::fingerprint::{self, NoCache};
 use crate::kinds::StageKind;
+use crate::plan::{KeyDoc, KeyInput, StageInput};
 use crate::site::{
     CohortShape, KIT_FORMAT, KIT_KIND, KitDoc, KitModel, RESULTS_KIND, SITE_FORMAT, SiteCohort,
     SiteDoc, SiteModel, valid_name,
 };
-use crate::store::Store;
+use crate::stages::pretrain::read_cohort;
+use crate::store::{StageRecord, Store};
 use crate::verify::archive::{read_archive, write_archive};
 
 #[derive(Debug, Args)]
@@ -84,36 +86,49 @@ struct PredictUse {
     model_stage: String,
     model_digest: String,
     code: String,
+    backend: String,
     cohort: Option<(String, String)>,
+}
+
+/// The store's record of a stage of the run, and its key as the typed document.
+fn record_of(store: &Store, s: &StageEntry) -> Result<(StageRecord, KeyDoc), Error> {
+    let key = s.key.as_deref().ok_or_else(|| {
+        usage(format!(
+            "stage `{}` has no key: the run is incomplete",
+            s.name
+        ))
+    })?;
+    let rec = store.record(key)?.ok_or_else(|| {
+        usage(format!(
+            "the store has no record of `{}` (key {key}): run the experiment again first",
+            s.name
+        ))
+    })?;
+    let doc = KeyDoc::parse(&rec.key_json).ok_or_else(|| {
+        usage(format!(
+            "the record of `{}` has a key of another layout: run the experiment again first",
+            s.name
+        ))
+    })?;
+    Ok((rec, doc))
+}
+
+/// The upstream output a dependency reads (the first, for a gathered one).
+fn upstream<'a>(doc: &'a KeyDoc, dep: &str) -> Option<&'a StageInput> {
+    match doc.inputs.get(dep)? {
+        KeyInput::Stage(s) => Some(s),
+        KeyInput::Gathered(v) => v.first(),
+        KeyInput::Path(_) => None,
+    }
 }
 
 fn predict_uses(m: &RunManifest, store: &Store) -> Result<Vec<PredictUse>, Error> {
     let mut out = Vec::new();
     for s in m.stages.iter().filter(|s| s.kind == "predict") {
-        let key = s.key.as_deref().ok_or_else(|| {
-            usage(format!(
-                "stage `{}` has no key: the run is incomplete",
-                s.name
-            ))
-        })?;
-        let rec = store.record(key)?.ok_or_else(|| {
-            usage(format!(
-                "the store has no record of `{}` (key {key}): run the experiment again first",
-                s.name
-            ))
-        })?;
-        let k = &rec.key_json;
-        // A single input is recorded as an object, a gathered one as a list.
-        let input = |name: &str| {
-            let v = &k["inputs"][name];
-            if v.is_array() {
-                v[0].clone()
-            } else {
-                v.clone()
-            }
-        };
-        let model = input("model");
-        let model_digest = model["digest"].as_str().unwrap_or_default().to_string();
+        let (_, doc) = record_of(store, s)?;
+        let model_digest = upstream(&doc, "model")
+            .map(|i| i.digest.clone())
+            .unwrap_or_default();
         // The variant that made it: the train stage whose `model` output has that digest.
         let model_stage = m
             .stages
@@ -126,25 +141,20 @@ fn predict_uses(m: &RunManifest, store: &Store) -> Result<Vec<PredictUse>, Error
                     s.name
                 ))
             })?;
-        let cohort = ["internal", "external", "test"].iter().find_map(|c| {
-            let i = input(c);
-            Some((
-                i["stage"].as_str()?.to_string(),
-                i["out"].as_str()?.to_string(),
-            ))
-        });
+        let cohort = crate::stages::predict::DEPS
+            .optional
+            .iter()
+            .find_map(|c| upstream(&doc, c).map(|i| (i.stage.clone(), i.out.clone())));
         out.push(PredictUse {
-            label: k["config"]["config"]["label"]
+            label: doc.config.config["label"]
                 .as_str()
                 .unwrap_or("model")
                 .to_string(),
             seed: s.seed,
             model_stage,
             model_digest,
-            code: k["code"]["builtin"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
+            code: doc.code.builtin.clone(),
+            backend: doc.backend.clone().unwrap_or_else(|| "cpu".to_string()),
             cohort,
         });
     }
@@ -160,11 +170,7 @@ fn stage<'a>(m: &'a RunManifest, name: &str) -> Result<&'a StageEntry, Error> {
 
 /// The path of output `out` of a stage of the run, in the store.
 fn output_path(m: &RunManifest, store: &Store, name: &str, out: &str) -> Result<PathBuf, Error> {
-    let s = stage(m, name)?;
-    let key = s.key.as_deref().unwrap_or_default();
-    let rec = store
-        .record(key)?
-        .ok_or_else(|| usage(format!("the store has no record of `{name}`")))?;
+    let (rec, _) = record_of(store, stage(m, name)?)?;
     let o = rec
         .outs
         .get(out)
@@ -253,16 +259,13 @@ pub fn kit(ctx: &Context, args: &KitArgs) -> Result<i32, Error> {
         .iter()
         .find(|s| s.kind == "evaluate")
         .ok_or_else(|| usage("the run has no evaluate stage: nothing says how to compare"))?;
-    let eval_rec = store
-        .record(eval.key.as_deref().unwrap_or_default())?
-        .ok_or_else(|| usage(format!("the store has no record of `{}`", eval.name)))?;
+    let (_, eval_key) = record_of(&store, eval)?;
     // The cohort shape the models were trained and tested on.
     let (cstage, cout) = uses[0]
         .cohort
         .clone()
         .ok_or_else(|| usage("the predict stages score no cohort"))?;
-    let c = Cohort::read(&output_path(&m, &store, &cstage, &cout)?)
-        .map_err(|e| Error::Internal(e.to_string()))?;
+    let c = read_cohort(&output_path(&m, &store, &cstage, &cout)?).map_err(Error::Internal)?;
     let shape = CohortShape {
         imaging_tokens: c.imaging.tokens,
         imaging_width: c.imaging.width,
@@ -305,16 +308,10 @@ pub fn kit(ctx: &Context, args: &KitArgs) -> Result<i32, Error> {
         orchestrate_version: m.provenance.orchestrate_version.clone(),
         binary_identity: m.provenance.binary_identity.clone(),
         predict_code,
-        evaluate_code: eval_rec.key_json["code"]["builtin"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string(),
-        backend: eval_rec.key_json["backend"]
-            .as_str()
-            .unwrap_or("cpu")
-            .to_string(),
+        evaluate_code: eval_key.code.builtin,
+        backend: uses[0].backend.clone(),
         models,
-        evaluate: eval_rec.key_json["config"]["config"].clone(),
+        evaluate: eval_key.config.config,
         cohort: shape,
         example: "example".into(),
     };
@@ -511,13 +508,7 @@ pub fn validate(ctx: &Context, args: &ValidateArgs) -> Result<i32, Error> {
         )));
     }
     // The site's cohort: read and checked like any cohort, then against the kit's layout.
-    let cohort = Cohort::read(&args.cohort).map_err(|e| {
-        let mut s = e.to_string();
-        if let Some(src) = std::error::Error::source(&e) {
-            s.push_str(&format!(": {src}"));
-        }
-        usage(s)
-    })?;
+    let cohort = read_cohort(&args.cohort).map_err(usage)?;
     let want = &doc.cohort;
     let got = (
         cohort.imaging.tokens,

@@ -211,10 +211,7 @@ pub fn run(
         stopping: false,
         interrupted: false,
         announced: vec![false; n],
-        spread: store
-            .live_sessions()?
-            .iter()
-            .any(|s| Some(s.id.as_str()) != store.session_id()),
+        spread: !store.live_sessions()?.is_empty(),
     };
     for (idx, state) in plan.states.into_iter().enumerate() {
         match state {
@@ -305,12 +302,13 @@ impl Dispatcher<'_> {
             match event {
                 Some(Event::Finished(end)) => self.finished(end.idx, end.exit)?,
                 Some(Event::Interrupt) => self.interrupt(),
-                None => self.retry_claims(),
+                None => self.requeue(|on| matches!(on, KeyWait::Elsewhere)),
             }
         }
     }
 
-    /// Starts every ready stage the budget allows, in experiment order.
+    /// Starts every ready stage the budget allows, in experiment order (in key order once another
+    /// process uses the store: see `spread`).
     fn schedule(&mut self) -> Result<(), Error> {
         if self.spread {
             let key = |s: &Slot| match s {
@@ -379,16 +377,11 @@ impl Dispatcher<'_> {
             .collect()
     }
 
-    /// Moves every stage waiting for another process's claim back to the ready queue.
-    fn retry_claims(&mut self) {
+    /// Moves the stages waiting for a key that `waits_on` selects back to the ready queue: they
+    /// find the key fresh now, or compute it themselves (its holder failed or died).
+    fn requeue(&mut self, waits_on: impl Fn(&KeyWait) -> bool) {
         for idx in 0..self.slots.len() {
-            if matches!(
-                self.slots[idx],
-                Slot::KeyWait {
-                    on: KeyWait::Elsewhere,
-                    ..
-                }
-            ) {
+            if matches!(&self.slots[idx], Slot::KeyWait { on, .. } if waits_on(on)) {
                 let Slot::KeyWait { key, attempt, .. } =
                     std::mem::replace(&mut self.slots[idx], Slot::Finished)
                 else {
@@ -398,6 +391,11 @@ impl Dispatcher<'_> {
                 self.ready.push_back(idx);
             }
         }
+    }
+
+    /// Stages that waited for stage `idx` of this run to compute their key try again.
+    fn release_key_waiters(&mut self, idx: usize) {
+        self.requeue(|on| matches!(on, KeyWait::InRun(i) if *i == idx));
     }
 
     /// Claims the key of a ready stage. `None`: the stage does not start now (its key is
@@ -627,22 +625,6 @@ impl Dispatcher<'_> {
         }
         self.release_key_waiters(idx);
         self.fail(idx, failure, run.attempt, stdout, stderr)
-    }
-
-    /// Stages that waited for `idx` to compute their key try again: they find it fresh now,
-    /// or (when it failed) compute it themselves.
-    fn release_key_waiters(&mut self, idx: usize) {
-        for w in 0..self.slots.len() {
-            if matches!(self.slots[w], Slot::KeyWait { on: KeyWait::InRun(i), .. } if i == idx) {
-                let Slot::KeyWait { key, attempt, .. } =
-                    std::mem::replace(&mut self.slots[w], Slot::Finished)
-                else {
-                    unreachable!()
-                };
-                self.slots[w] = Slot::Ready { key, attempt };
-                self.ready.push_back(w);
-            }
-        }
     }
 
     /// The first stored input of stage `idx` that no longer hashes to its name, as a failure

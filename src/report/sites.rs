@@ -140,7 +140,7 @@ fn view(site: &SiteDoc, r: &ResultsDoc, run: Option<&ResultsDoc>, palette: &Pale
                 color: palette.style(&m.model).color,
                 internal: f::auc(home.and_then(|h| h.auc)),
                 site: f::auc(m.auc),
-                site_ci: format!("{}–{}", f::auc(m.delong.lo), f::auc(m.delong.hi)),
+                site_ci: f::interval(m.delong.lo, m.delong.hi, 3),
                 delta: f::signed(delta, 3),
                 p: f::p_value(p),
             }
@@ -154,11 +154,7 @@ fn view(site: &SiteDoc, r: &ResultsDoc, run: Option<&ResultsDoc>, palette: &Pale
             a: c.a.clone(),
             b: c.b.clone(),
             delta: f::signed(c.delta, 3),
-            ci: format!(
-                "{}–{}",
-                f::signed(c.delong.lo, 3),
-                f::signed(c.delong.hi, 3)
-            ),
+            ci: f::interval(c.delong.lo, c.delong.hi, 3),
             p: f::p_value(c.delong.p),
         })
         .collect();

@@ -109,7 +109,7 @@ impl Store {
         if let Err(e) = fs::create_dir_all(root) {
             return Err(read_only_or(root, e));
         }
-        check_format(root, true)?;
+        let format = check_format(root, true)?;
         for d in ["objects", "records", "scratch"] {
             let p = root.join(d);
             fs::create_dir_all(&p).map_err(|e| read_only_or(&p, e))?;
@@ -123,13 +123,16 @@ impl Store {
             stat: StatIndex::new(&root.join("index"), true),
             session: Some(session),
         };
-        store.migrate_format_1()?;
+        if format == 1 {
+            store.migrate_format_1()?;
+        }
         store.clean_scratch()?;
         Ok(store)
     }
 
-    /// Opens the store at `root` for reading only: creates, locks and writes nothing (a store
-    /// that does not exist yet reads as empty), waits for nobody.
+    /// Opens the store at `root` for reading: creates nothing, takes no lock, writes no record
+    /// (a store that does not exist yet reads as empty), waits for nobody. What it hashes is
+    /// remembered in the stat cache when the store is writable.
     pub fn open_read(root: &Path) -> Result<Store, StoreError> {
         if root.join("FORMAT").exists() {
             check_format(root, false)?;
@@ -160,11 +163,6 @@ impl Store {
         self.root.join("objects").join(&digest[..2]).join(digest)
     }
 
-    /// This process's session id (a writer's), to tell it apart in [`Store::live_sessions`].
-    pub fn session_id(&self) -> Option<&str> {
-        self.session.as_ref().map(Session::id)
-    }
-
     /// Forgets the stat-cache entries under `prefix` (an object about to be collected).
     pub fn forget_stats(&self, prefix: &Path) {
         self.stat.remove_prefix(prefix);
@@ -174,14 +172,6 @@ impl Store {
         self.session.as_ref().ok_or_else(|| {
             StoreError::Record("internal: a read-only store was asked to write".into())
         })
-    }
-
-    /// This process's scratch folder: `scratch/<session>/`.
-    pub fn scratch_root(&self) -> PathBuf {
-        match &self.session {
-            Some(s) => self.root.join("scratch").join(s.id()),
-            None => self.root.join("scratch"),
-        }
     }
 
     /// Removes the scratch folders of processes that are no longer alive (a live session's
@@ -221,12 +211,12 @@ impl Store {
             })
             .take(60)
             .collect();
-        let root = self.scratch_root();
-        fs::create_dir_all(&root).map_err(io(&root))?;
+        let root = self.session()?.scratch();
+        fs::create_dir_all(root).map_err(io(root))?;
         let dir = tempfile::Builder::new()
             .prefix(&format!("{safe}-"))
-            .tempdir_in(&root)
-            .map_err(io(&root))?;
+            .tempdir_in(root)
+            .map_err(io(root))?;
         Ok(dir.keep())
     }
 
@@ -329,11 +319,11 @@ impl Store {
     /// files. Done once, by the first writer of this binary; the stat cache stays in sled.
     fn migrate_format_1(&self) -> Result<(), StoreError> {
         let format = self.root.join("FORMAT");
-        let found = fs::read_to_string(&format).unwrap_or_default();
-        if found.trim() != "1" {
+        let _guard = self.collect_guard()?;
+        // Another writer may have upgraded it while this one waited for the guard.
+        if fs::read_to_string(&format).is_ok_and(|f| f.trim() == STORE_FORMAT.to_string()) {
             return Ok(());
         }
-        let _guard = self.collect_guard()?;
         let (records, latest) = self.stat.export_format_1();
         for rec in &records {
             self.put_record(rec)?;
@@ -352,13 +342,14 @@ impl Store {
     }
 }
 
-/// Checks (and, for a writer, creates or heals) the `FORMAT` file.
-fn check_format(root: &Path, writer: bool) -> Result<(), StoreError> {
+/// Checks (and, for a writer, creates or heals) the `FORMAT` file; returns the format found
+/// (1 for a store a writer must upgrade).
+fn check_format(root: &Path, writer: bool) -> Result<u32, StoreError> {
     let format_file = root.join("FORMAT");
     match fs::read_to_string(&format_file) {
-        Ok(found) if found.trim() == STORE_FORMAT.to_string() => Ok(()),
+        Ok(found) if found.trim() == STORE_FORMAT.to_string() => Ok(STORE_FORMAT),
         // Format 1 is upgraded by the first writer (`migrate_format_1`).
-        Ok(found) if found.trim() == "1" && writer => Ok(()),
+        Ok(found) if found.trim() == "1" && writer => Ok(1),
         // Empty: a store whose creation was cut short (a full disk, a kill) before FORMAT got
         // its bytes. Written again, atomically this time.
         Ok(found) if !found.trim().is_empty() => Err(StoreError::Format {
@@ -374,9 +365,10 @@ fn check_format(root: &Path, writer: bool) -> Result<(), StoreError> {
             } else {
                 1
             };
-            write_atomic(&format_file, format!("{v}\n").as_bytes())
+            write_atomic(&format_file, format!("{v}\n").as_bytes())?;
+            Ok(v)
         }
-        _ => Ok(()),
+        _ => Ok(STORE_FORMAT),
     }
 }
 

@@ -164,6 +164,11 @@ impl Session {
     pub fn id(&self) -> &str {
         &self.id
     }
+
+    /// `scratch/<id>/`: the folder of this process's tasks.
+    pub fn scratch(&self) -> &Path {
+        &self.scratch
+    }
 }
 
 impl Drop for Session {
@@ -189,9 +194,9 @@ impl LiveSession {
 }
 
 impl Store {
-    /// The sessions of live processes (this one's included). A session whose lock is free
-    /// belongs to a process that died: its files are removed on the way (when the store is
-    /// writable).
+    /// The sessions of the other live processes (this one's is left out). A session whose lock
+    /// is free belongs to a process that died: its files are removed on the way (when the
+    /// store is writable).
     pub fn live_sessions(&self) -> Result<Vec<LiveSession>, StoreError> {
         let mut live = Vec::new();
         for path in read_dir_or_empty(&self.root.join("sessions"))? {
@@ -199,6 +204,7 @@ impl Store {
                 .file_name()
                 .and_then(|n| n.to_str())
                 .and_then(|n| n.strip_suffix(".lock"))
+                .filter(|id| self.session.as_ref().is_none_or(|s| s.id() != *id))
                 .map(str::to_string)
             else {
                 continue;

@@ -63,7 +63,7 @@ pub fn write_archive(
     Ok(index)
 }
 
-/// Reads and checks an archive of `kind` (see the module doc). `what` names it in errors.
+/// Reads and checks an archive of `kind` (see the module doc).
 pub fn read_archive(path: &Path, kind: &str) -> Result<Archive, VerifyError> {
     let bad = |message: String| VerifyError::BadArchive {
         path: path.to_path_buf(),
