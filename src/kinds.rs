@@ -131,4 +131,6 @@ pub trait KindSchemas {
     fn outputs(&self, kind: StageKind, config: &Value) -> BTreeMap<String, String>;
     /// The named inputs of a built-in kind; `None` where deps are free-form.
     fn dep_spec(&self, kind: StageKind) -> Option<DepSpec>;
+    /// A key of the raw `config` that a stage with these dependency names would ignore.
+    fn unused_key(&self, kind: StageKind, raw: &Value, deps: &[&str]) -> Option<ConfigError>;
 }

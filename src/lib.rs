@@ -16,6 +16,7 @@ pub mod exit;
 pub mod fingerprint;
 pub mod kinds;
 pub mod model;
+pub mod multiplicity;
 pub mod plan;
 pub mod report;
 pub mod results;

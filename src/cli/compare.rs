@@ -25,6 +25,10 @@ pub struct CompareArgs {
     /// run id) instead of the same run or variant as each cell
     #[arg(long, value_name = "LABEL")]
     pub baseline_in: Option<String>,
+    /// Pair the variants of two sweep runs: each variant's baseline cell is the variant with the
+    /// same coordinates in this run (a run id, or part of EXPERIMENT/RUN-ID)
+    #[arg(long, value_name = "RUN", conflicts_with = "baseline_in")]
+    pub baseline_run: Option<String>,
     /// A folder of templates replacing the embedded ones of the same name
     #[arg(long, value_name = "DIR")]
     pub templates: Option<PathBuf>,
@@ -62,6 +66,7 @@ pub fn compare(ctx: &Context, args: &CompareArgs) -> Result<i32, Error> {
         &Baseline {
             model: args.baseline.clone(),
             unit: args.baseline_in.clone(),
+            run: args.baseline_run.clone(),
         },
     )?;
     let templates = super::report::templates(&cwd, args.templates.as_deref())?;

@@ -5,7 +5,8 @@
 //! replicated or inherits replication. A dependency written `stage:NAME[*]/OUT` gathers instead:
 //! the stage does not inherit NAME's axes and receives every NAME variant that agrees with its
 //! own coordinates. Variant names list the coordinates, sweep axes in declared order and `seed`
-//! last: `train[lr=0.001,seed=2]`.
+//! last: `train[lr=0.001,seed=2]`. Axes of one `zip` group share a `group` and move together:
+//! one variant per position, not per combination.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -64,6 +65,8 @@ pub struct Axis {
     pub section: String,
     pub path: Vec<String>,
     pub values: Vec<Json>,
+    /// Axes with the same group are zipped (equally long, one stage); others have their own.
+    pub group: usize,
 }
 
 const SEED_AXIS: &str = "seed";
@@ -171,14 +174,29 @@ pub fn expand(
             })
             .collect();
         let labels = labels_for(&list, &axis_by_id);
-        let variants = values
+        // The grid's dimensions: list indices grouped by zip group, in first-seen order.
+        let group_of = |id: &str| axis_by_id.get(id).map(|a| a.group);
+        let mut dims: Vec<Vec<usize>> = Vec::new();
+        for (i, id) in list.iter().enumerate() {
+            let g = group_of(id);
+            match dims
+                .iter_mut()
+                .find(|d| g.is_some() && group_of(&list[d[0]]) == g)
+            {
+                Some(d) => d.push(i),
+                None => dims.push(vec![i]),
+            }
+        }
+        let variants = dims
             .iter()
-            .fold(1u128, |n, v| n.saturating_mul(v.len() as u128));
+            .fold(1u128, |n, d| n.saturating_mul(values[d[0]].len() as u128));
         if variants.saturating_add(stages.len() as u128) > MAX_STAGES as u128 {
-            let axes: Vec<String> = labels
+            let axes: Vec<String> = dims
                 .iter()
-                .zip(&values)
-                .map(|(l, v)| format!("{l} ({})", v.len()))
+                .map(|d| {
+                    let names: Vec<&str> = d.iter().map(|&i| labels[i].as_str()).collect();
+                    format!("{} ({})", names.join("+"), values[d[0]].len())
+                })
                 .collect();
             return Err(TooManyStages {
                 stage: base.name.clone(),
@@ -188,7 +206,7 @@ pub fn expand(
             });
         }
 
-        for combo in cartesian(&values) {
+        for combo in grid(&values, &dims) {
             let coords: Vec<(String, Json)> =
                 labels.iter().cloned().zip(combo.iter().cloned()).collect();
             let name = if coords.is_empty() {
@@ -307,20 +325,34 @@ fn projection<'a>(axes: &[String], at: impl Fn(&str) -> Option<&'a Json>) -> Str
     key
 }
 
-fn cartesian(values: &[&[Json]]) -> Vec<Vec<Json>> {
-    let mut out: Vec<Vec<Json>> = vec![Vec::new()];
-    for axis in values {
-        let mut next = Vec::with_capacity(out.len() * axis.len());
-        for prefix in &out {
-            for v in axis.iter() {
+/// Every combination of the dimensions' positions (the last dimension fastest), as one value
+/// per axis: a zipped dimension sets all its axes from one position.
+fn grid(values: &[&[Json]], dims: &[Vec<usize>]) -> Vec<Vec<Json>> {
+    let mut positions: Vec<Vec<usize>> = vec![Vec::new()];
+    for d in dims {
+        let len = values[d[0]].len();
+        let mut next = Vec::with_capacity(positions.len() * len);
+        for prefix in &positions {
+            for k in 0..len {
                 let mut p = prefix.clone();
-                p.push(v.clone());
+                p.push(k);
                 next.push(p);
             }
         }
-        out = next;
+        positions = next;
     }
-    out
+    positions
+        .into_iter()
+        .map(|pos| {
+            let mut combo = vec![Json::Null; values.len()];
+            for (d, &k) in dims.iter().zip(&pos) {
+                for &i in d {
+                    combo[i] = values[i][k].clone();
+                }
+            }
+            combo
+        })
+        .collect()
 }
 
 fn set_path(map: &mut BTreeMap<String, Json>, path: &[String], v: Json) {

@@ -143,9 +143,58 @@ pub fn coord_text(v: &Value) -> String {
     }
 }
 
+/// How sweep values sort wherever variants are listed: numbers by value (60 < 150 < 1000), before
+/// any other value; other values by their text.
+pub fn coord_order(a: &Value, b: &Value) -> std::cmp::Ordering {
+    match (a.as_f64(), b.as_f64()) {
+        (Some(x), Some(y)) => x.total_cmp(&y),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => coord_text(a).cmp(&coord_text(b)),
+    }
+}
+
+/// Orders two variants' coordinates (`name → value`, in declared axis order) axis by axis with
+/// [`coord_order`]; a coordinate the other lacks sorts last.
+pub fn coords_order(a: &[(String, Value)], b: &[(String, Value)]) -> std::cmp::Ordering {
+    for (k, va) in a {
+        let Some((_, vb)) = b.iter().find(|(kb, _)| kb == k) else {
+            return std::cmp::Ordering::Less;
+        };
+        let o = coord_order(va, vb);
+        if o.is_ne() {
+            return o;
+        }
+    }
+    a.len().cmp(&b.len())
+}
+
 #[cfg(test)]
 mod tests {
-    use super::parse_time_limit;
+    use super::{coords_order, parse_time_limit};
+    use serde_json::json;
+
+    #[test]
+    fn variants_sort_by_value_numbers_numerically() {
+        let v =
+            |n: u64, rho: f64| vec![("n".to_string(), json!(n)), ("rho".to_string(), json!(rho))];
+        let mut list = vec![
+            v(300, 0.5),
+            v(60, 1.0),
+            v(1000, 0.0),
+            v(150, 0.25),
+            v(60, 0.0),
+        ];
+        list.sort_by(|a, b| coords_order(a, b));
+        let got: Vec<(u64, f64)> = list
+            .iter()
+            .map(|c| (c[0].1.as_u64().unwrap(), c[1].1.as_f64().unwrap()))
+            .collect();
+        assert_eq!(
+            got,
+            [(60, 0.0), (60, 1.0), (150, 0.25), (300, 0.5), (1000, 0.0)]
+        );
+    }
     use std::time::Duration;
 
     #[test]

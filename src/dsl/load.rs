@@ -173,6 +173,7 @@ impl Ctx<'_> {
         let seed = raw.seed.unwrap_or(0);
         let mut stages = expand::expand(&bases, &order, &axes, raw.seeds.as_deref(), seed)
             .map_err(|e| self.err(&["sweep"], e.to_string()))?;
+        self.check_evaluate_gathers(&stages)?;
         for stage in stages
             .iter_mut()
             .filter(|s| s.kind.is_builtin() && !s.coords.is_empty())
@@ -415,6 +416,54 @@ impl Ctx<'_> {
         })
     }
 
+    /// An `evaluate` stage reads one score per model, seed and patient, so a dep that gathers
+    /// (`stage:NAME[*]/OUT`) may only gather replicates: variants that differ in `seed` alone.
+    /// One that gathers across a sweep axis would meet each patient twice at run time; say so
+    /// now, with the axis and how to fan out over it instead.
+    fn check_evaluate_gathers(&self, stages: &[crate::dsl::Stage]) -> Result<(), DslError> {
+        for stage in stages.iter().filter(|s| s.kind == StageKind::Evaluate) {
+            for (dep, d) in &stage.deps {
+                let crate::dsl::Dep::Stage {
+                    stages: idx,
+                    gather: true,
+                    ..
+                } = d
+                else {
+                    continue;
+                };
+                let Some(&first) = idx.first() else { continue };
+                for &i in &idx[1..] {
+                    let differs = stages[i].coords.iter().find(|(k, v)| {
+                        k != "seed"
+                            && stages[first]
+                                .coords
+                                .iter()
+                                .find(|(k2, _)| k2 == k)
+                                .is_some_and(|(_, v2)| v2 != v)
+                    });
+                    if let Some((axis, _)) = differs {
+                        return Err(self.err_value(
+                            &["stages", &stage.base, "deps", dep],
+                            format!(
+                                "`{}` gathers `{}` across the sweep axis `{axis}` (`{}` and `{}`): \
+                                 an evaluation takes one score per model, seed and patient, so it \
+                                 may gather seeds only. Let `{}` fan out over `{axis}` by also \
+                                 depending on a swept stage without `[*]` (e.g. `truth: \
+                                 \"stage:data/truth\"`)",
+                                stage.base,
+                                stages[first].base,
+                                stages[first].name,
+                                stages[i].name,
+                                stage.base
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// A built-in stage's config, converted to JSON and resolved against its kind's schema.
     fn builtin_config(
         &self,
@@ -427,6 +476,13 @@ impl Ctx<'_> {
             Some(v) => self.json(&path, v)?,
             None => Json::Null,
         };
+        let deps: Vec<&str> = spec.deps.keys().map(String::as_str).collect();
+        if let Some(e) = self.schemas.unused_key(kind, &raw, &deps) {
+            let mut full = path.clone();
+            full.extend(e.path.iter().cloned());
+            let p: Vec<&str> = full.iter().map(String::as_str).collect();
+            return Err(self.err(&p, format!("`{}` {}", join_path(&e.path), e.message)));
+        }
         self.schemas.resolve_config(kind, &raw).map_err(|e| {
             let mut full = path.clone();
             full.extend(e.path.iter().cloned());
@@ -707,76 +763,201 @@ impl Ctx<'_> {
             return Ok(Vec::new());
         };
         let mut axes = Vec::new();
-        for (key, values) in sweep {
-            let path = ["sweep", key.as_str()];
-            let parts: Vec<&str> = key.split('.').collect();
-            if parts.len() < 3 || !matches!(parts[1], "params" | "config") {
-                return Err(self.err(
-                    &path,
-                    format!("sweep key `{key}` must be `STAGE.params.NAME` or `STAGE.config.PATH`"),
-                ));
-            }
-            let Some(stage) = bases.iter().position(|b| b.name == parts[0]) else {
-                return Err(self.err(
-                    &path,
-                    format!("sweep key `{key}` names a missing stage `{}`", parts[0]),
-                ));
-            };
-            let root = if parts[1] == "params" {
-                Json::Object(bases[stage].params.clone().into_iter().collect())
-            } else {
-                bases[stage].config.clone()
-            };
-            let mut cur = &root;
-            for p in &parts[2..] {
-                match cur.get(p) {
-                    Some(v) => cur = v,
-                    None => {
-                        return Err(self.err(
-                            &path,
-                            format!(
-                                "sweep key `{key}`: stage `{}` declares no `{}` to sweep (declare a default value first)",
-                                parts[0],
-                                parts[1..].join(".")
-                            ),
+        let mut group = 0usize;
+        for (key, value) in sweep {
+            if key == ZIP {
+                let groups: Vec<(Vec<String>, &Yaml)> = match value {
+                    Yaml::Mapping(_) => vec![(vec!["sweep".into(), ZIP.into()], value)],
+                    Yaml::Sequence(list) if !list.is_empty() => list
+                        .iter()
+                        .enumerate()
+                        .map(|(i, g)| (vec!["sweep".into(), ZIP.into(), format!("[{i}]")], g))
+                        .collect(),
+                    _ => {
+                        return Err(self.err_value(
+                            &["sweep", ZIP],
+                            "`zip` must be a map of sweep keys to equally long lists of values \
+                             (or a list of such maps)",
                         ));
                     }
-                }
-            }
-            if values.is_empty() {
-                return Err(self.err_value(&path, format!("sweep `{key}` lists no values")));
-            }
-            let mut vals = Vec::with_capacity(values.len());
-            // Values already listed, as text; numbers by value, so `1` and `1.0` are one value.
-            let mut seen = std::collections::HashSet::with_capacity(values.len());
-            for (i, v) in values.iter().enumerate() {
-                let p = vec!["sweep".to_string(), key.clone(), format!("[{i}]")];
-                let j = self.json(&p, v)?;
-                let canonical = match j.as_f64() {
-                    Some(f) if j.is_number() => format!("n{}", f.to_bits()),
-                    _ => j.to_string(),
                 };
-                if !seen.insert(canonical) {
-                    let idx = format!("[{i}]");
-                    return Err(self.err_value(
-                        &["sweep", key, &idx],
-                        format!("sweep `{key}` lists `{j}` twice"),
-                    ));
+                for (at, g) in groups {
+                    let at_ref: Vec<&str> = at.iter().map(String::as_str).collect();
+                    let Yaml::Mapping(members) = g else {
+                        return Err(self.err_value(
+                            &at_ref,
+                            "a `zip` group must be a map of sweep keys to lists of values",
+                        ));
+                    };
+                    if members.len() < 2 {
+                        return Err(self.err(
+                            &at_ref,
+                            "a `zip` group moves two or more sweep keys together; sweep a single \
+                             key outside `zip`",
+                        ));
+                    }
+                    let first = axes.len();
+                    for (k, v) in members {
+                        let Some(k) = k.as_str() else {
+                            return Err(self.err_value(&at_ref, "sweep keys must be text"));
+                        };
+                        let mut p = at.clone();
+                        p.push(k.to_string());
+                        axes.push(self.sweep_axis(&p, k, v, bases, group)?);
+                    }
+                    let zipped = &axes[first..];
+                    let lead = &zipped[0];
+                    for a in &zipped[1..] {
+                        let mut p = at.clone();
+                        p.push(a.id.clone());
+                        let p: Vec<&str> = p.iter().map(String::as_str).collect();
+                        if a.stage != lead.stage {
+                            return Err(self.err(
+                                &p,
+                                format!(
+                                    "zipped sweep keys must belong to one stage: `{}` is of stage \
+                                     `{}`, `{}` of `{}`",
+                                    a.id, bases[a.stage].name, lead.id, bases[lead.stage].name
+                                ),
+                            ));
+                        }
+                        if a.values.len() != lead.values.len() {
+                            return Err(self.err_value(
+                                &p,
+                                format!(
+                                    "zipped sweep keys must list as many values each: `{}` lists \
+                                     {}, `{}` lists {}",
+                                    a.id,
+                                    a.values.len(),
+                                    lead.id,
+                                    lead.values.len()
+                                ),
+                            ));
+                        }
+                    }
+                    group += 1;
                 }
-                vals.push(j);
+            } else {
+                axes.push(self.sweep_axis(
+                    &["sweep".to_string(), key.clone()],
+                    key,
+                    value,
+                    bases,
+                    group,
+                )?);
+                group += 1;
             }
-            axes.push(Axis {
-                stage,
-                id: key.clone(),
-                label: parts[parts.len() - 1].to_string(),
-                section: parts[1].to_string(),
-                path: parts[2..].iter().map(|s| s.to_string()).collect(),
-                values: vals,
-            });
+        }
+        let mut ids = std::collections::HashSet::new();
+        for a in &axes {
+            if !ids.insert(a.id.as_str()) {
+                return Err(self.err(
+                    &["sweep", ZIP],
+                    format!(
+                        "sweep key `{}` is swept twice (inside and outside `zip`)",
+                        a.id
+                    ),
+                ));
+            }
         }
         Ok(axes)
     }
+
+    /// One sweep key (`STAGE.params.NAME` or `STAGE.config.PATH`) and its values, at `path`.
+    fn sweep_axis(
+        &self,
+        path: &[String],
+        key: &str,
+        values: &Yaml,
+        bases: &[BaseStage],
+        group: usize,
+    ) -> Result<Axis, DslError> {
+        let path_ref: Vec<&str> = path.iter().map(String::as_str).collect();
+        let parts: Vec<&str> = key.split('.').collect();
+        if parts.len() < 3 || !matches!(parts[1], "params" | "config") {
+            return Err(self.err(
+                &path_ref,
+                format!("sweep key `{key}` must be `STAGE.params.NAME` or `STAGE.config.PATH`"),
+            ));
+        }
+        let Some(stage) = bases.iter().position(|b| b.name == parts[0]) else {
+            return Err(self.err(
+                &path_ref,
+                format!("sweep key `{key}` names a missing stage `{}`", parts[0]),
+            ));
+        };
+        let base = &bases[stage];
+        let root = if parts[1] == "params" {
+            Json::Object(base.params.clone().into_iter().collect())
+        } else {
+            base.config.clone()
+        };
+        let mut cur = &root;
+        for p in &parts[2..] {
+            match cur.get(p) {
+                Some(v) => cur = v,
+                None => {
+                    return Err(self.err(
+                        &path_ref,
+                        format!(
+                            "sweep key `{key}`: stage `{}` declares no `{}` to sweep (declare a default value first)",
+                            parts[0],
+                            parts[1..].join(".")
+                        ),
+                    ));
+                }
+            }
+        }
+        if parts[1] == "config" && base.kind.is_builtin() {
+            let deps: Vec<&str> = base.deps.keys().map(String::as_str).collect();
+            let probe = serde_json::json!({ parts[2]: Json::Null });
+            if let Some(e) = self.schemas.unused_key(base.kind, &probe, &deps) {
+                return Err(self.err(
+                    &path_ref,
+                    format!("sweep key `{key}`: `{}` {}", parts[2], e.message),
+                ));
+            }
+        }
+        let Yaml::Sequence(values) = values else {
+            return Err(self.err_value(
+                &path_ref,
+                format!("sweep `{key}` must be a list of values, such as `[0.1, 0.5]`"),
+            ));
+        };
+        if values.is_empty() {
+            return Err(self.err_value(&path_ref, format!("sweep `{key}` lists no values")));
+        }
+        let mut vals = Vec::with_capacity(values.len());
+        // Values already listed, as text; numbers by value, so `1` and `1.0` are one value.
+        let mut seen = std::collections::HashSet::with_capacity(values.len());
+        for (i, v) in values.iter().enumerate() {
+            let mut p = path.to_vec();
+            p.push(format!("[{i}]"));
+            let j = self.json(&p, v)?;
+            let canonical = match j.as_f64() {
+                Some(f) if j.is_number() => format!("n{}", f.to_bits()),
+                _ => j.to_string(),
+            };
+            if !seen.insert(canonical) {
+                let p: Vec<&str> = p.iter().map(String::as_str).collect();
+                return Err(self.err_value(&p, format!("sweep `{key}` lists `{j}` twice")));
+            }
+            vals.push(j);
+        }
+        Ok(Axis {
+            stage,
+            id: key.to_string(),
+            label: parts[parts.len() - 1].to_string(),
+            section: parts[1].to_string(),
+            path: parts[2..].iter().map(|s| s.to_string()).collect(),
+            values: vals,
+            group,
+        })
+    }
 }
+
+/// The `sweep:` entry whose keys move together.
+const ZIP: &str = "zip";
 
 /// serde's messages name Rust types; say what the user has to write instead.
 fn plain_words(msg: &str) -> String {

@@ -13,6 +13,7 @@ pub mod template;
 
 pub use error::DslError;
 pub use experiment::{
-    Dep, ExecutorKind, Experiment, Resources, SlurmSpec, Stage, coord_text, parse_time_limit,
+    Dep, ExecutorKind, Experiment, Resources, SlurmSpec, Stage, coord_order, coord_text,
+    coords_order, parse_time_limit,
 };
 pub use load::{load, parse, valid_experiment_name};

@@ -28,9 +28,11 @@ pub struct ExperimentFile {
     pub defaults: Option<Defaults>,
     /// Stages by name, in any order: the DAG comes from their `deps`.
     pub stages: IndexMap<String, StageSpec>,
-    /// A grid over stage config paths (`STAGE.params.NAME` or `STAGE.config.a.b`) → values.
+    /// A grid over stage config paths (`STAGE.params.NAME` or `STAGE.config.a.b`) → values;
+    /// `zip:` (a map of such keys, or a list of maps) moves its keys together, one variant per
+    /// position. Checked in `load`.
     #[serde(default)]
-    pub sweep: Option<IndexMap<String, Vec<Value>>>,
+    pub sweep: Option<IndexMap<String, Value>>,
     /// Where stages run: `local` (default) or `slurm`. `--executor` overrides it.
     #[serde(default)]
     pub executor: Option<ExecutorKind>,

@@ -57,7 +57,8 @@ pub struct StageEntry {
     /// Output name → digest.
     pub outs: BTreeMap<String, String>,
     pub seed: u64,
-    pub coords: BTreeMap<String, serde_json::Value>,
+    /// Sweep coordinates in declared axis order (`seed` last).
+    pub coords: indexmap::IndexMap<String, serde_json::Value>,
     pub duration_ms: Option<u64>,
     pub attempts: Option<u32>,
     /// Why the stage ran (empty when fresh).
@@ -230,9 +231,10 @@ pub fn write(
                     serde_json::from_slice(&fs::read(path)?).map_err(std::io::Error::other)?;
                 all.insert(stage.clone(), v);
             }
+            let (variants, axes) = grid_of(manifest, many);
             crate::task::write_json_atomic(
                 &dir.join("results.json"),
-                &serde_json::json!({"evaluations": all}),
+                &serde_json::json!({"evaluations": all, "variants": variants, "axes": axes}),
             )?;
         }
     }
@@ -243,6 +245,57 @@ pub fn write(
     std::os::unix::fs::symlink(&manifest.run_id, &tmp)?;
     fs::rename(&tmp, exp_dir.join("latest"))?;
     Ok(dir)
+}
+
+/// Where each evaluation sits in the sweep's grid: the variants ordered by their coordinates'
+/// values (numbers numerically), and each axis with its values in that order. The evaluations
+/// themselves are keyed by stage name, which sorts as text (`n=1000` before `n=150`).
+fn grid_of(
+    manifest: &RunManifest,
+    results: &[(String, PathBuf)],
+) -> (Vec<serde_json::Value>, Vec<serde_json::Value>) {
+    let mut variants: Vec<(&str, Vec<(String, serde_json::Value)>)> = results
+        .iter()
+        .map(|(stage, _)| {
+            let coords = manifest
+                .stages
+                .iter()
+                .find(|s| &s.name == stage)
+                .map(|s| s.coords.clone().into_iter().collect())
+                .unwrap_or_default();
+            (stage.as_str(), coords)
+        })
+        .collect();
+    variants.sort_by(|a, b| crate::dsl::coords_order(&a.1, &b.1));
+    let mut axes: Vec<(String, Vec<serde_json::Value>)> = Vec::new();
+    for (_, coords) in &variants {
+        for (k, v) in coords {
+            let i = match axes.iter().position(|(n, _)| n == k) {
+                Some(i) => i,
+                None => {
+                    axes.push((k.clone(), Vec::new()));
+                    axes.len() - 1
+                }
+            };
+            if !axes[i].1.contains(v) {
+                axes[i].1.push(v.clone());
+            }
+        }
+    }
+    for (_, values) in &mut axes {
+        values.sort_by(crate::dsl::coord_order);
+    }
+    (
+        variants
+            .into_iter()
+            .map(|(stage, coords)| {
+                serde_json::json!({"stage": stage, "coords": coords.into_iter().collect::<serde_json::Map<_, _>>()})
+            })
+            .collect(),
+        axes.into_iter()
+            .map(|(name, values)| serde_json::json!({"name": name, "values": values}))
+            .collect(),
+    )
 }
 
 /// A stage name as a file name: brackets and commas are fine, slashes are not.

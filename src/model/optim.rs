@@ -44,14 +44,16 @@ impl Schedule {
     }
 }
 
-type Moments<B> = (Tensor<B, 1>, Tensor<B, 1>);
+/// A parameter's first and second moments and how many updates it has had (its own count, so a
+/// parameter that starts training late, such as an encoder unfrozen after the head-only epochs,
+/// gets the bias correction of its first step).
+type Moments<B> = (Tensor<B, 1>, Tensor<B, 1>, i32);
 
 /// AdamW (β = 0.9, 0.999; ε = 1e-8) over a module's float parameters.
 pub struct AdamW<B: AutodiffBackend> {
     pub beta1: f64,
     pub beta2: f64,
     pub eps: f64,
-    steps: i32,
     moments: Vec<Option<Moments<B::InnerBackend>>>,
 }
 
@@ -61,7 +63,6 @@ impl<B: AutodiffBackend> Default for AdamW<B> {
             beta1: 0.9,
             beta2: 0.999,
             eps: 1e-8,
-            steps: 0,
             moments: Vec::new(),
         }
     }
@@ -127,17 +128,18 @@ impl<B: AutodiffBackend> ModuleMapper<B> for Update<'_, B> {
             self.opt.moments.resize_with(i + 1, || None);
         }
         let (b1, b2) = (self.opt.beta1, self.opt.beta2);
-        let (m, v) = match self.opt.moments[i].take() {
-            Some((m, v)) => (
+        let (m, v, t) = match self.opt.moments[i].take() {
+            Some((m, v, t)) => (
                 m.mul_scalar(b1) + g.clone().mul_scalar(1.0 - b1),
                 v.mul_scalar(b2) + (g.clone() * g).mul_scalar(1.0 - b2),
+                t + 1,
             ),
             None => (
                 g.clone().mul_scalar(1.0 - b1),
                 (g.clone() * g).mul_scalar(1.0 - b2),
+                1,
             ),
         };
-        let t = self.opt.steps;
         let c1 = 1.0 - b1.powi(t);
         let c2 = 1.0 - b2.powi(t);
         // One-dimensional parameters (biases, norms, the mask token) are never decayed.
@@ -145,7 +147,7 @@ impl<B: AutodiffBackend> ModuleMapper<B> for Update<'_, B> {
         let step =
             m.clone().div_scalar(c1) / v.clone().div_scalar(c2).sqrt().add_scalar(self.opt.eps);
         let w = w.mul_scalar(1.0 - self.lr * decay) - step.mul_scalar(self.lr);
-        self.opt.moments[i] = Some((m, v));
+        self.opt.moments[i] = Some((m, v, t));
         let w = Tensor::<B, D>::from_inner(w.reshape(dims)).require_grad();
         Param::from_mapped_value(id, w, mapper)
     }
@@ -173,7 +175,6 @@ impl<B: AutodiffBackend> AdamW<B> {
         } else {
             1.0
         };
-        self.steps += 1;
         let mut u = Update {
             opt: self,
             grads,

@@ -329,6 +329,8 @@ fn supervised_training_learns_a_separable_signal_and_is_deterministic() {
         batch_size: 32,
         val_fraction: 0.25,
         patience: 5,
+        min_epochs: 0,
+        head_epochs: 0,
         seed: 5,
     };
     let run = || {
@@ -384,4 +386,124 @@ fn a_batch_with_every_token_present_skips_the_mask_and_gives_the_same_bits() {
         to_vec(all.flatten::<1>(0, 2)).unwrap(),
         to_vec(masked.flatten::<1>(0, 2)).unwrap()
     );
+}
+
+/// The weights of an encoder, flattened, for comparing before and after training.
+fn encoder_bytes<Bk: burn::tensor::backend::Backend>(
+    e: &super::tokens::TokenEncoder<Bk>,
+) -> Vec<u8> {
+    checkpoint::to_bytes(e).unwrap().1
+}
+
+fn finetune_settings(
+    c: &Cohort,
+    epochs: usize,
+    min_epochs: usize,
+    head_epochs: usize,
+) -> TrainSettings {
+    TrainSettings {
+        arch: arch(c),
+        optim: optim(3e-3, 2),
+        epochs,
+        batch_size: 32,
+        val_fraction: 0.25,
+        patience: 2,
+        min_epochs,
+        head_epochs,
+        seed: 3,
+    }
+}
+
+#[test]
+fn a_frozen_encoder_is_left_as_it_was_while_the_head_trains() {
+    let c = tiny_cohort(64, 21, 0.0);
+    let data = Prepared::new(&c, &Normalization::fit(&c), ModelClass::Multimodal).unwrap();
+    let dev = Default::default();
+    let s = finetune_settings(&c, 4, 0, 0);
+    let mut model = Classifier::<B>::new(&s.arch, &mut Rng::stream(8, "pretrained"), &dev);
+    let encoder_before = encoder_bytes(&model.encoder);
+    let head_before = checkpoint::to_bytes(&model.head).unwrap().1;
+    model.encoder = super::train::set_trainable(model.encoder, false);
+    let idx: Vec<usize> = (0..32).collect();
+    let batch = batch_of(&data, &idx);
+    let mut opt = super::optim::AdamW::<B>::default();
+    let step = |m, opt: &mut super::optim::AdamW<B>| {
+        super::train::train_step(m, opt, &batch, &mut Dropout::none(), (1e-2, 0.0, 1.0))
+            .unwrap()
+            .0
+    };
+    let model = step(model, &mut opt);
+    assert_eq!(
+        encoder_bytes(&model.encoder),
+        encoder_before,
+        "a frozen encoder moved"
+    );
+    assert_ne!(
+        checkpoint::to_bytes(&model.head).unwrap().1,
+        head_before,
+        "the head did not train"
+    );
+    let mut model = model;
+    model.encoder = super::train::set_trainable(model.encoder, true);
+    let model = step(model, &mut opt);
+    assert_ne!(
+        encoder_bytes(&model.encoder),
+        encoder_before,
+        "an unfrozen encoder did not train"
+    );
+}
+
+#[test]
+fn finetuning_keeps_no_head_only_epoch() {
+    let c = tiny_cohort(120, 21, 0.0);
+    let data = Prepared::new(&c, &Normalization::fit(&c), ModelClass::Multimodal).unwrap();
+    let dev = Default::default();
+    let pretrained = Classifier::<B>::new(&arch(&c), &mut Rng::stream(8, "pretrained"), &dev);
+    let before = encoder_bytes(&pretrained.encoder);
+    // Four head-only epochs, then one of the whole model: only that one may be kept.
+    let s = finetune_settings(&c, 5, 0, 4);
+    let (kept, out) = train_classifier::<B>(
+        &data,
+        Some(pretrained.encoder.clone()),
+        &s,
+        &dev,
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!(out.first_eligible, 4, "{out:?}");
+    assert_eq!(out.best_epoch, 4, "{out:?}");
+    assert_ne!(
+        encoder_bytes(&kept.encoder),
+        before,
+        "the encoder never trained"
+    );
+    // More head-only epochs than epochs: the last epoch still trains the whole model.
+    let s = finetune_settings(&c, 3, 0, 10);
+    let (kept, out) = train_classifier::<B>(
+        &data,
+        Some(pretrained.encoder.clone()),
+        &s,
+        &dev,
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!(out.best_epoch, 2, "{out:?}");
+    assert_ne!(encoder_bytes(&kept.encoder), before);
+}
+
+#[test]
+fn no_epoch_before_min_epochs_is_kept_or_counts_towards_patience() {
+    let c = tiny_cohort(120, 22, 0.0);
+    let data = Prepared::new(&c, &Normalization::fit(&c), ModelClass::Multimodal).unwrap();
+    let s = finetune_settings(&c, 12, 6, 0);
+    let (_, out) =
+        train_classifier::<B>(&data, None, &s, &Default::default(), &mut |_| {}).unwrap();
+    assert_eq!(out.first_eligible, 6);
+    assert!(
+        out.best_epoch >= 6,
+        "kept epoch {}: {out:?}",
+        out.best_epoch
+    );
+    // Patience 2 counts from epoch 6: at least 6 + 1 + 2 epochs ran.
+    assert!(out.epochs.len() >= 9, "{} epochs ran", out.epochs.len());
 }

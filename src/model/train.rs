@@ -1,8 +1,14 @@
 //! Supervised training of a classifier with binary cross-entropy: a stratified validation split,
 //! early stopping on validation loss, and the best checkpoint kept. Used by `train` (from scratch
 //! or from a pretrained encoder) and by supervised pretraining.
+//!
+//! Two guards keep a finetuning run from ending on an untrained head: the first `head_epochs`
+//! epochs train only the head over a frozen pretrained encoder (linear probing, then finetuning:
+//! Kumar et al. 2022), and no epoch before `min_epochs` (nor a head-only one) may become the kept
+//! checkpoint or count towards early stopping. On a validation split of a dozen patients the
+//! validation loss is noisy enough that an epoch-0 checkpoint could otherwise win.
 
-use burn::module::AutodiffModule;
+use burn::module::{AutodiffModule, Module, ModuleMapper, Param};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{ElementConversion, Tensor};
 use serde::Serialize;
@@ -27,7 +33,25 @@ pub struct TrainSettings {
     pub val_fraction: f64,
     /// Stop after this many epochs without a lower validation loss.
     pub patience: usize,
+    /// Epochs (0-based indices below this) that may not be kept or count towards `patience`.
+    pub min_epochs: usize,
+    /// Epochs that train only the head over a frozen `init` encoder (ignored without `init`).
+    pub head_epochs: usize,
     pub seed: u64,
+}
+
+/// Makes every float parameter of `module` require a gradient (`trainable`) or not. A frozen
+/// module is left as it is by the optimizer, which skips parameters without a gradient.
+pub fn set_trainable<B: Backend, M: Module<B>>(module: M, trainable: bool) -> M {
+    module.map(&mut RequireGrad(trainable))
+}
+
+struct RequireGrad(bool);
+
+impl<B: Backend> ModuleMapper<B> for RequireGrad {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        param.set_require_grad(self.0)
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -47,6 +71,8 @@ pub struct TrainOutcome {
     pub best_val_loss: f64,
     pub best_val_auc: Option<f64>,
     pub stopped_early: bool,
+    /// The first epoch that could be kept (`max(min_epochs, head_epochs)`, capped by the epochs).
+    pub first_eligible: usize,
     pub n_train: usize,
     pub n_val: usize,
     pub steps: usize,
@@ -125,9 +151,23 @@ pub fn train_classifier<B: AutodiffBackend>(
     let val_labels = val.labels.clone().unwrap_or_default();
     let mut rng = Rng::stream(s.seed, "train-init");
     let mut model = Classifier::<B>::new(&s.arch, &mut rng, device);
+    // The last epoch always trains the whole model.
+    let head_epochs = if init.is_some() {
+        s.head_epochs.min(s.epochs.saturating_sub(1))
+    } else {
+        0
+    };
     if let Some(enc) = init {
-        model.encoder = enc;
+        model.encoder = if head_epochs > 0 {
+            set_trainable(enc, false)
+        } else {
+            enc
+        };
     }
+    let first_eligible = s
+        .min_epochs
+        .max(head_epochs)
+        .min(s.epochs.saturating_sub(1));
     let steps_per_epoch = train_idx.len().div_ceil(s.batch_size.max(1));
     let sched = Schedule {
         s: s.optim.clone(),
@@ -143,6 +183,12 @@ pub fn train_classifier<B: AutodiffBackend>(
     let mut since_best = 0usize;
     let mut stopped_early = false;
     for epoch in 0..s.epochs {
+        if head_epochs > 0 && epoch == head_epochs {
+            log(&format!(
+                "epoch {epoch}: unfreezing the encoder after {head_epochs} head-only epochs"
+            ));
+            model.encoder = set_trainable(model.encoder, true);
+        }
         let (lr0, wd0) = (sched.lr(step), sched.weight_decay(step));
         let (mut loss_sum, mut seen) = (0.0, 0.0);
         for idx in shuffled_batches(&train_idx, s.batch_size, &mut shuffle) {
@@ -189,6 +235,9 @@ pub fn train_classifier<B: AutodiffBackend>(
             lr: lr0,
             weight_decay: wd0,
         });
+        if epoch < first_eligible {
+            continue;
+        }
         if best.as_ref().is_none_or(|b| val_loss < b.2) {
             best = Some((inner, epoch, val_loss, val_auc));
             since_best = 0;
@@ -210,6 +259,7 @@ pub fn train_classifier<B: AutodiffBackend>(
             best_val_loss,
             best_val_auc,
             stopped_early,
+            first_eligible,
             n_train: train_idx.len(),
             n_val: val_idx.len(),
             steps: step,

@@ -457,6 +457,8 @@ pub fn build(inputs: &ReportInputs) -> ReportView {
             figures,
             rows,
         });
+    let level = first.and_then(|e| e.results.methods.level).unwrap_or(0.95);
+    let map = super::map::build(&inputs.evaluations, level);
     let curves = inputs
         .curves
         .iter()
@@ -511,6 +513,7 @@ pub fn build(inputs: &ReportInputs) -> ReportView {
         methods,
         evaluations,
         sweep,
+        map,
         curves,
         paper: paper_view(&inputs.paper, first, &palette),
         provenance,

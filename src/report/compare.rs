@@ -24,6 +24,9 @@ pub struct Baseline {
     /// A unit label (or part of one: a run id, `rho=0`) fixing the baseline cell to that run or
     /// variant; otherwise each cell is compared with the baseline model of its own unit.
     pub unit: Option<String>,
+    /// A run (its label or part of one) whose variants are the baselines of the variants with
+    /// the same coordinates in every other run: two sweeps compared cell by cell.
+    pub run: Option<String>,
 }
 
 /// One compared unit: an evaluation of one run (a sweep variant, or the run's only one).
@@ -82,6 +85,8 @@ pub struct CompareView {
     pub tables: Vec<SortedTable>,
     pub params: Vec<ParamRow>,
     pub params_note: String,
+    /// The regime map when one sweep run's variants are compared (`super::map`).
+    pub map: Option<super::view::MapView>,
     pub warnings: Vec<String>,
     pub version: String,
 }
@@ -248,6 +253,57 @@ pub fn build(
         }
         None => None,
     };
+    if baseline.unit.is_some() && baseline.run.is_some() {
+        return Err(ReportError::Usage(
+            "--baseline-in fixes one baseline cell and --baseline-run pairs variants by their \
+             coordinates: give one of them"
+                .to_string(),
+        ));
+    }
+    // Per unit: the unit its baseline cell is taken from (`None`: no counterpart).
+    let base_of: Vec<Option<usize>> = match &baseline.run {
+        None => (0..units.len())
+            .map(|ui| Some(fixed_unit.unwrap_or(ui)))
+            .collect(),
+        Some(s) => {
+            let run_label =
+                |u: &Unit| format!("{}/{}", u.run.manifest.experiment, u.run.manifest.run_id);
+            let runs_hit: BTreeSet<String> = units
+                .iter()
+                .map(run_label)
+                .filter(|l| l.contains(s.as_str()))
+                .collect();
+            if runs_hit.len() != 1 {
+                let all: BTreeSet<String> = units.iter().map(run_label).collect();
+                return Err(ReportError::Usage(format!(
+                    "--baseline-run `{s}` must match one compared run; it matches {} (runs: {})",
+                    runs_hit.len(),
+                    all.into_iter().collect::<Vec<_>>().join("; ")
+                )));
+            }
+            let target = runs_hit.into_iter().next().unwrap_or_default();
+            let same = |a: &[(String, Value)], b: &[(String, Value)]| {
+                a.len() == b.len() && a.iter().all(|x| b.contains(x))
+            };
+            let base_of: Vec<Option<usize>> = units
+                .iter()
+                .map(|u| {
+                    units.iter().position(|b| {
+                        run_label(b) == target && same(&b.eval.coords, &u.eval.coords)
+                    })
+                })
+                .collect();
+            let unpaired = base_of.iter().filter(|b| b.is_none()).count();
+            if unpaired > 0 {
+                warnings.push(format!(
+                    "{unpaired} of {} compared variants have no variant with the same coordinates \
+                     in {target}: their ΔAUC is —",
+                    units.len()
+                ));
+            }
+            base_of
+        }
+    };
     if let Some(m) = &baseline.model
         && !palette.names().contains(m)
     {
@@ -257,6 +313,11 @@ pub fn build(
         )));
     }
     let baseline_text = match (&baseline.model, fixed_unit) {
+        _ if baseline.run.is_some() => format!(
+            "{} in the variant with the same coordinates of the run matching `{}`",
+            baseline.model.as_deref().unwrap_or("the reference model"),
+            baseline.run.as_deref().unwrap_or_default()
+        ),
         (Some(m), Some(i)) => format!("{m} in {}", units[i].label),
         (Some(m), None) => format!("{m} in the same run or variant"),
         (None, Some(i)) => format!("the reference model of {}", units[i].label),
@@ -264,7 +325,8 @@ pub fn build(
     };
     let mut rows = Vec::new();
     for (ui, u) in units.iter().enumerate() {
-        let bu = fixed_unit.unwrap_or(ui);
+        let bu = base_of[ui].unwrap_or(ui);
+        let paired_unit = base_of[ui].is_some();
         let bmodel = baseline
             .model
             .clone()
@@ -272,6 +334,7 @@ pub fn build(
         for m in &u.eval.results.models {
             let base = bmodel
                 .as_deref()
+                .filter(|_| paired_unit)
                 .and_then(|b| find(units[bu].eval, b, &m.cohort));
             let is_base = bu == ui && bmodel.as_deref() == Some(m.model.as_str());
             let (delta, method) = match base {
@@ -473,6 +536,10 @@ pub fn build(
         tables,
         params,
         params_note,
+        map: match runs {
+            [(_, evals)] => super::map::build(evals, level),
+            _ => None,
+        },
         warnings,
         version: env!("CARGO_PKG_VERSION").to_string(),
     })

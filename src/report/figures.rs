@@ -693,6 +693,28 @@ pub fn curve(index: usize, c: &CurveInput) -> CurveView {
             ));
         }
     }
+    // The epoch choice of a `train` curve: which epoch was kept, from when one could be.
+    if let Some(best) = c.curve.get("best_epoch").and_then(Value::as_u64) {
+        summary.push_str(&format!("; kept epoch {best}"));
+        let eligible = c.curve.get("first_eligible_epoch").and_then(Value::as_u64);
+        let head = c
+            .curve
+            .get("head_epochs")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        if let Some(e) = eligible.filter(|e| *e > 0) {
+            summary.push_str(&format!(" (eligible from epoch {e}"));
+            if head > 0 {
+                summary.push_str(&format!("; the first {head} trained the head alone"));
+            }
+            summary.push(')');
+        }
+        match c.curve.get("stopped_early").and_then(Value::as_bool) {
+            Some(true) => summary.push_str("; stopped early"),
+            Some(false) => summary.push_str("; ran every epoch"),
+            None => {}
+        }
+    }
     let collapsed = c
         .collapsed
         .or_else(|| c.curve.get("collapsed").and_then(Value::as_bool));

@@ -9,7 +9,8 @@ use serde_json::Value;
 pub use crate::results::{ComparisonDoc, ModelDoc, ResultsDoc};
 
 /// Splits a run's `results.json` into its evaluations: one document, or `{"evaluations":
-/// {stage: document}}` when the run had several evaluate stages (a sweep's variants).
+/// {stage: document}, "variants": […], "axes": […]}` when the run had several evaluate stages (a
+/// sweep's variants; `variants` and `axes` say where each sits in the grid).
 pub fn split_results(v: &Value) -> Vec<(Option<String>, Value)> {
     match v.get("evaluations").and_then(Value::as_object) {
         Some(all) => all
@@ -55,6 +56,7 @@ pub const SECTIONS: &[&str] = &[
     "seeds",
     "calibration",
     "sweep",
+    "map",
     "curves",
     "paper",
     "provenance",
@@ -73,7 +75,7 @@ pub struct ReportConfig {
     /// comparisons (the report computes no statistics), so this must match evaluate's `reference`
     /// when both are set.
     pub reference: Option<String>,
-    /// Sections to show (any of: summary, results, roc, forest, seeds, calibration, sweep,
+    /// Sections to show (any of: summary, results, roc, forest, seeds, calibration, sweep, map,
     /// curves, paper, provenance, reproduce) [default: all].
     pub sections: Vec<String>,
 }

@@ -8,8 +8,10 @@
 //! ([`run`]) and `orchestrate report` share this one path; `orchestrate compare` builds its own
 //! view ([`compare`]) and renders it the same way.
 //!
-//! Owns: presentation. Must never compute statistics (it shows what `evaluate` computed), open
-//! the store's index, or write anywhere but the report file and its context beside a run.
+//! Owns: presentation. Must never compute statistics from data (it shows what `evaluate`
+//! computed; the one exception is [`map`]'s Holm adjustment of evaluate's p-values across a
+//! sweep's grid, which no single evaluation can do), open the store's index, or write anywhere
+//! but the report file and its context beside a run.
 
 pub mod build;
 pub mod compare;
@@ -17,6 +19,7 @@ pub mod context;
 pub mod figures;
 pub mod format;
 pub mod input;
+pub mod map;
 pub mod render;
 pub mod run;
 pub mod sites;

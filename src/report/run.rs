@@ -183,8 +183,15 @@ pub fn read_run(run_dir: &Path) -> Result<RunInfo, ReportError> {
     })
 }
 
-/// The evaluations of a run's `results.json`, with each variant's coordinates.
+/// The evaluations of a run's `results.json`, with each variant's coordinates, ordered by their
+/// coordinates' values (numbers numerically), whatever order the file keeps them in.
 pub fn evaluations(run: &RunInfo) -> Result<Vec<EvaluationInput>, ReportError> {
+    let mut list = evaluations_as_stored(run)?;
+    list.sort_by(|a, b| crate::dsl::coords_order(&a.coords, &b.coords));
+    Ok(list)
+}
+
+fn evaluations_as_stored(run: &RunInfo) -> Result<Vec<EvaluationInput>, ReportError> {
     let path = run.dir.join("results.json");
     let v: Value = read_json(&path)?;
     let single_stage = run

@@ -296,6 +296,8 @@ pub struct ReportView {
     pub methods: MethodsView,
     pub evaluations: Vec<EvaluationView>,
     pub sweep: Option<SweepView>,
+    /// The regime map of a sweep (built by `super::map`).
+    pub map: Option<MapView>,
     pub curves: Vec<CurveView>,
     pub paper: Option<PaperView>,
     pub provenance: Option<ProvenanceView>,
@@ -381,4 +383,52 @@ pub struct SiteView {
     pub line: String,
     pub drops: Vec<SiteDropRow>,
     pub comparisons: Vec<SiteComparisonRow>,
+}
+
+/// The regime map section of a sweep (built by `super::map`): one grid per comparison and facet, then the line plots.
+#[derive(Debug, Clone, Serialize)]
+pub struct MapView {
+    /// The row axis (`n_finetune`) and the column axis (`rho`; empty for a one-axis sweep).
+    pub rows_axis: String,
+    pub cols_axis: String,
+    pub grids: Vec<MapGrid>,
+    pub figures: Vec<Figure>,
+    /// How the cells were computed, in one sentence per method.
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MapGrid {
+    pub id: String,
+    /// `jepa − scratch, internal cohort`.
+    pub title: String,
+    /// The further axes' values this grid holds (`clin_tokens=8, clin_width=32`), or empty.
+    pub facet: String,
+    pub cols: Vec<String>,
+    pub rows: Vec<MapRow>,
+    /// `Holm across 16 cells of jepa − scratch (internal): 5 of 16 significant at 0.05`.
+    pub holm: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MapRow {
+    pub label: String,
+    pub cells: Vec<MapCell>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MapCell {
+    pub empty: bool,
+    pub delta: String,
+    pub interval: String,
+    pub p_holm: String,
+    /// Per-seed ΔAUC: mean (min to max) over the seeds both models have.
+    pub seeds: String,
+    /// `▲` (interval above 0), `▼` (below 0) or empty: readable without colour.
+    pub mark: String,
+    /// Holm-adjusted p below 1 − level.
+    pub holm_significant: bool,
+    /// Background and text colours (a diverging blue / vermillion scale on |Δ|).
+    pub fill: String,
+    pub ink: String,
 }

@@ -55,6 +55,15 @@ impl KindSchemas for Builtin {
         list.into_iter().collect()
     }
 
+    /// A key of the raw `config` that a stage with these deps would ignore (only `train` has
+    /// keys that depend on its deps).
+    fn unused_key(&self, kind: StageKind, raw: &Value, deps: &[&str]) -> Option<ConfigError> {
+        match kind {
+            StageKind::Train => train::unused_key(raw, deps),
+            _ => None,
+        }
+    }
+
     /// The named inputs of a built-in kind; `None` where deps are free-form: `command`, and
     /// `cohort`, whose config names the deps it reads (checked when the stage runs).
     fn dep_spec(&self, kind: StageKind) -> Option<DepSpec> {

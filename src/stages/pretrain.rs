@@ -375,6 +375,9 @@ pub fn run(task: &TaskFile, log: &mut dyn Write) -> Result<Value, String> {
                 batch_size: cfg.batch_size,
                 val_fraction: cfg.val_fraction,
                 patience: cfg.patience,
+                // A supervised pretraining starts from scratch: every epoch may be kept.
+                min_epochs: 0,
+                head_epochs: 0,
                 seed,
             };
             let (out, info) = pipeline::train(

@@ -3,9 +3,12 @@
 //! validation split, early stopping on validation loss and the best checkpoint kept.
 //!
 //! Deps: `data` (labeled cohort), `init` (optional: a `pretrain` stage's `model`, the role of the
-//! lab's `pretrained_model`). With `init`, the architecture is the pretrained one and the config's
-//! size keys are ignored. Outputs: `model`, `curve`. Metrics: best epoch, best validation loss
-//! (and AUC), backend and device.
+//! lab's `pretrained_model`). With `init`, the architecture is the pretrained one, so the config's
+//! size keys ([`ARCH_KEYS`]) are refused at validation rather than silently ignored. Finetuning
+//! from `init` trains the head alone over the frozen encoder for `head_epochs`, and no epoch
+//! before `min_epochs` is kept (see `crate::model::train`). Outputs: `model`, `curve`. Metrics:
+//! best epoch, the first epoch that could be kept, early stopping, best validation loss (and
+//! AUC), backend and device.
 
 use std::io::Write;
 
@@ -37,8 +40,16 @@ pub struct TrainConfig {
     pub random_seed: Option<u64>,
     /// Share of each label class held out for validation (early stopping).
     pub val_fraction: f64,
-    /// Epochs without a lower validation loss before stopping.
+    /// Epochs without a lower validation loss before stopping (counted from `min_epochs`).
     pub patience: usize,
+    /// No checkpoint of an epoch before this (0-based) is kept, and early stopping does not
+    /// count them: on a small validation split an almost untrained model can otherwise win.
+    /// [default: 5, capped at the last epoch]
+    pub min_epochs: Option<usize>,
+    /// With `init`: epochs that train only the head over the frozen pretrained encoder before
+    /// the whole model trains (linear probing, then finetuning); not kept as checkpoints.
+    /// [default: 5, capped at the last epoch, which always trains the whole model]
+    pub head_epochs: Option<usize>,
     pub embedding_dim: usize,
     pub depth: usize,
     pub heads: usize,
@@ -74,6 +85,8 @@ impl Default for TrainConfig {
             random_seed: None,
             val_fraction: 0.2,
             patience: 10,
+            min_epochs: None,
+            head_epochs: None,
             embedding_dim: 32,
             depth: 2,
             heads: 4,
@@ -126,10 +139,67 @@ impl TrainConfig {
     }
 }
 
+/// `min_epochs` and `head_epochs` when the config leaves them unset.
+pub const DEFAULT_MIN_EPOCHS: usize = 5;
+pub const DEFAULT_HEAD_EPOCHS: usize = 5;
+
 pub fn resolve(raw: &Value) -> Result<Value, ConfigError> {
     let (cfg, json) = typed::<TrainConfig>(raw)?;
     cfg.check()?;
+    // Set explicitly, they must leave an epoch to keep; their defaults are capped at the last
+    // epoch instead (a short run keeps its last epoch), see `crate::model::train`.
+    for (key, value) in [
+        ("min_epochs", cfg.min_epochs),
+        ("head_epochs", cfg.head_epochs),
+    ] {
+        if let Some(v) = value
+            && v >= cfg.epochs
+        {
+            return Err(ConfigError {
+                path: vec![key.to_string()],
+                message: format!(
+                    "must be below `epochs` ({}): no epoch would be left to keep",
+                    cfg.epochs
+                ),
+            });
+        }
+    }
     Ok(json)
+}
+
+/// The size keys a `train` stage with `init` does not read: the pretrained checkpoint fixes the
+/// architecture.
+pub const ARCH_KEYS: &[&str] = &[
+    "embedding_dim",
+    "depth",
+    "heads",
+    "dim_head",
+    "mlp_dim",
+    "tokenizer",
+];
+
+/// Config keys that a stage with these deps would ignore: the size keys when it has `init`,
+/// `init_from` and `head_epochs` when it has none. Names the first such key of `raw`.
+pub fn unused_key(raw: &Value, deps: &[&str]) -> Option<ConfigError> {
+    let has_init = deps.contains(&"init");
+    let set = |k: &str| raw.get(k).is_some();
+    let (key, why) = if has_init {
+        let k = ARCH_KEYS.iter().find(|k| set(k))?;
+        (
+            *k,
+            "is ignored with `init`: the pretrained checkpoint fixes the architecture; remove it",
+        )
+    } else {
+        let k = ["init_from", "head_epochs"].into_iter().find(|k| set(k))?;
+        (
+            k,
+            "only applies with an `init` dependency (a pretrained encoder); remove it or add `init`",
+        )
+    };
+    Some(ConfigError {
+        path: vec![key.to_string()],
+        message: why.to_string(),
+    })
 }
 
 pub fn outputs(_config: &Value) -> Vec<(String, String)> {
@@ -176,7 +246,14 @@ pub fn run(task: &TaskFile, log: &mut dyn Write) -> Result<Value, String> {
         batch_size: cfg.batch_size,
         val_fraction: cfg.val_fraction,
         patience: cfg.patience,
+        min_epochs: cfg.min_epochs.unwrap_or(DEFAULT_MIN_EPOCHS),
+        head_epochs: cfg.head_epochs.unwrap_or(DEFAULT_HEAD_EPOCHS),
         seed: cfg.random_seed.unwrap_or(task.seed),
+    };
+    let head_epochs = if from_pretrained {
+        settings.head_epochs.min(settings.epochs.saturating_sub(1))
+    } else {
+        0
     };
     let model_dir = task.out_dir.join("model");
     let mut logf = logger(log);
@@ -192,7 +269,14 @@ pub fn run(task: &TaskFile, log: &mut dyn Write) -> Result<Value, String> {
     )?;
     write_json(
         task.out_dir.join("curve.json"),
-        &json!({"model_class": cfg.model_class, "epochs": out.epochs}),
+        &json!({
+            "model_class": cfg.model_class,
+            "epochs": out.epochs,
+            "best_epoch": out.best_epoch,
+            "first_eligible_epoch": out.first_eligible,
+            "head_epochs": head_epochs,
+            "stopped_early": out.stopped_early,
+        }),
     )?;
     Ok(json!({
         "model_class": cfg.model_class,
@@ -201,6 +285,8 @@ pub fn run(task: &TaskFile, log: &mut dyn Write) -> Result<Value, String> {
         "best_val_loss": out.best_val_loss,
         "best_val_auc": out.best_val_auc,
         "stopped_early": out.stopped_early,
+        "first_eligible_epoch": out.first_eligible,
+        "head_epochs": head_epochs,
         "epochs": out.epochs.len(),
         "steps": out.steps,
         "n_train": out.n_train,

@@ -3,31 +3,14 @@
 use super::StatsError;
 
 /// Holm (1979) step-down adjusted p-values, in the input order; equal to R's
-/// `p.adjust(p, method = "holm")`. The primary comparison is not passed here: the study names it
-/// and reports it unadjusted.
-///
-/// Sorted ascending, the k-th smallest (1-based) of m p-values becomes
-/// `min(1, max over j ≤ k of (m − j + 1)·p_(j))`. Ties keep their input order (stable sort, as R's
-/// `order`). Errors on a NaN or a value outside [0, 1].
+/// `p.adjust(p, method = "holm")` (the arithmetic is [`crate::multiplicity::holm`], shared with
+/// the reports' regime map). The primary comparison is not passed here: the study names it and
+/// reports it unadjusted. Errors on a NaN or a value outside [0, 1].
 pub fn holm(p_values: &[f64]) -> Result<Vec<f64>, StatsError> {
-    if let Some((index, &value)) = p_values
-        .iter()
-        .enumerate()
-        .find(|(_, p)| !(0.0..=1.0).contains(*p))
-    {
-        return Err(StatsError::InvalidPValue { index, value });
-    }
-    let m = p_values.len();
-    let mut order: Vec<usize> = (0..m).collect();
-    order.sort_by(|&a, &b| p_values[a].total_cmp(&p_values[b]));
-    let mut adjusted = vec![0.0; m];
-    let mut running_max: f64 = 0.0;
-    for (rank, &i) in order.iter().enumerate() {
-        let scaled = (m - rank) as f64 * p_values[i];
-        running_max = running_max.max(scaled);
-        adjusted[i] = running_max.min(1.0);
-    }
-    Ok(adjusted)
+    crate::multiplicity::holm(p_values).map_err(|e| StatsError::InvalidPValue {
+        index: e.index,
+        value: e.value,
+    })
 }
 
 #[cfg(test)]

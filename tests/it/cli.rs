@@ -413,3 +413,83 @@ fn gc_from_one_workspace_keeps_the_runs_of_another_on_the_same_store() {
     let v = gc(&a, &[]);
     assert_eq!(v["objects"], serde_json::json!([obj_a]), "{v}");
 }
+
+#[test]
+fn zipped_sweep_keys_move_together_one_variant_per_position() {
+    let ws = Workspace::new();
+    let zipped = SWEEP.replace(
+        "    params: {lr: 0.1}\n",
+        "    params: {lr: 0.1, wd: 0.0}\n",
+    )
+    .replace(
+        "sweep:\n  train.params.lr: [0.001, 0.01]\n",
+        "sweep:\n  zip:\n    train.params.lr: [0.001, 0.01, 0.1]\n    train.params.wd: [0.5, 0.6, 0.7]\n",
+    );
+    ws.write("experiments/sweep.yaml", &zipped);
+    let plan = ws.run_json(&["plan", "experiments/sweep.yaml", "--json"]);
+    let trains: Vec<&str> = plan["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["stage"].as_str().unwrap())
+        .filter(|s| s.starts_with("train["))
+        .collect();
+    // Three positions × two seeds, not 3 × 3 × 2.
+    assert_eq!(
+        trains,
+        [
+            "train[lr=0.001,wd=0.5,seed=1]",
+            "train[lr=0.001,wd=0.5,seed=2]",
+            "train[lr=0.01,wd=0.6,seed=1]",
+            "train[lr=0.01,wd=0.6,seed=2]",
+            "train[lr=0.1,wd=0.7,seed=1]",
+            "train[lr=0.1,wd=0.7,seed=2]",
+        ]
+    );
+
+    // Lists of different lengths, and keys of two stages, are refused with the key's position.
+    let uneven = zipped.replace("[0.5, 0.6, 0.7]", "[0.5, 0.6]");
+    ws.write("experiments/uneven.yaml", &uneven);
+    let out = ws.run(&["plan", "experiments/uneven.yaml"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("uneven.yaml:"), "{err}");
+    assert!(
+        err.contains("zipped sweep keys must list as many values each: `train.params.wd` lists 2, `train.params.lr` lists 3"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_evaluate_that_gathers_across_a_sweep_axis_is_refused_at_validation() {
+    let ws = Workspace::new();
+    ws.write(
+        "experiments/gather.yaml",
+        r#"
+experiment: gather
+seeds: [1, 2]
+stages:
+  score:
+    kind: command
+    replicate: true
+    cmd: "printf 'model,seed,cohort,id,label,score\nm,{seed},internal,p1,1,{params.s}\nm,{seed},internal,p2,0,0.1\n' > {outs.scores}"
+    outs: {scores: scores.csv}
+    params: {s: 0.9}
+  evaluate:
+    kind: evaluate
+    deps: {m: "stage:score[*]/scores"}
+    config: {reference: m}
+sweep:
+  score.params.s: [0.8, 0.9]
+"#,
+    );
+    let out = ws.run(&["plan", "experiments/gather.yaml"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("`evaluate` gathers `score` across the sweep axis `s`"),
+        "{err}"
+    );
+    assert!(err.contains("may gather seeds only"), "{err}");
+    assert!(!ws.join("runs").exists(), "nothing is written");
+}

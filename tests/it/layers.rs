@@ -288,6 +288,13 @@ fn lower_layers_never_reach_up() {
         ("plan", &["stages", "model", "exec", "cli"]),
         ("store", &["dsl", "stages", "model", "exec", "cli"]),
         ("fingerprint", &["dsl", "stages", "model", "exec", "cli"]),
+        // p-value adjustment is arithmetic on p-values, below statistics and reports alike.
+        (
+            "multiplicity",
+            &[
+                "dsl", "stages", "exec", "store", "model", "stats", "report", "cli",
+            ],
+        ),
         // Statistics and the model zoo know nothing of the pipeline.
         ("stats", &["dsl", "stages", "exec", "store", "model", "cli"]),
         (

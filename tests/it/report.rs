@@ -365,3 +365,160 @@ fn compare_shows_a_sweeps_variants_sorted_and_what_differs() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--baseline `nosuch`"));
 }
+
+/// The fixture study swept over two axes: the internal cohort's size `n` (declared 180 before 90,
+/// so text order and value order differ) and the external shift.
+fn two_axis_workspace() -> Workspace {
+    let exp = EXPERIMENT
+        .replace("-v n_internal=180", "-v n_internal={params.n}")
+        .replace(
+            "    params: {shift: 1}\n",
+            "    params: {shift: 1, n: 180}\n",
+        );
+    assert!(
+        exp.contains("{params.n}") && exp.contains("n: 180"),
+        "fixture changed"
+    );
+    workspace(&format!(
+        "{exp}\nsweep:\n  data.params.n: [180, 90]\n  data.params.shift: [0, 2]\n"
+    ))
+}
+
+#[test]
+fn a_two_axis_sweep_gets_a_regime_map_with_values_in_numeric_order() {
+    let ws = two_axis_workspace();
+    let m = ws.run_ok("experiments/study.yaml");
+    let dir = run_dir(&m);
+
+    // results.json keeps the grid: variants ordered by value, each axis with its values.
+    let results: serde_json::Value =
+        serde_json::from_str(&ws.read(&format!("{dir}/results.json"))).unwrap();
+    let order: Vec<(u64, u64)> = results["variants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["coords"]["n"].as_u64().unwrap(),
+                v["coords"]["shift"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(order, [(90, 0), (90, 2), (180, 0), (180, 2)]);
+    assert_eq!(
+        results["axes"],
+        serde_json::json!([{"name": "n", "values": [90, 180]}, {"name": "shift", "values": [0, 2]}])
+    );
+
+    // The run report shows one grid per declared comparison, rows and columns by value.
+    let report = ws.read(&format!("{dir}/report.html"));
+    assert!(report.contains("<section id=\"map\">"), "no map section");
+    assert!(report.contains("id=\"map-jepa-multimodal-internal\""));
+    assert!(report.contains("id=\"map-jepa-imaging-external-lines\""));
+
+    let out = ws.run(&["compare", "study", "--json"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let view: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let map = &view["map"];
+    assert_eq!(map["rows_axis"], "n");
+    assert_eq!(map["cols_axis"], "shift");
+    let grids = map["grids"].as_array().unwrap();
+    assert_eq!(grids.len(), 3, "primary and two secondary comparisons");
+    let g = &grids[0];
+    assert_eq!(g["title"], "jepa − multimodal, internal cohort");
+    let rows: Vec<&str> = g["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(rows, ["90", "180"]);
+    assert_eq!(g["cols"], serde_json::json!(["0", "2"]));
+    assert!(
+        g["holm"]
+            .as_str()
+            .unwrap()
+            .contains("Holm across the 4 cells"),
+        "{}",
+        g["holm"]
+    );
+    let cell = &g["rows"][0]["cells"][0];
+    assert_ne!(cell["delta"], "—", "{cell}");
+    assert!(
+        cell["interval"].as_str().unwrap().starts_with('('),
+        "{cell}"
+    );
+    assert!(
+        cell["seeds"].as_str().unwrap().ends_with("3 seeds"),
+        "{cell}"
+    );
+    // The units are listed in the same order as the map.
+    let labels: Vec<&str> = view["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        labels,
+        [
+            "n=90, shift=0",
+            "n=90, shift=2",
+            "n=180, shift=0",
+            "n=180, shift=2"
+        ]
+    );
+}
+
+#[test]
+fn compare_pairs_the_variants_of_two_sweep_runs_by_their_coordinates() {
+    let ws = two_axis_workspace();
+    let first = ws.run_ok("experiments/study.yaml");
+    // A second run of the same grid with a weaker JEPA.
+    let weaker = ws.read("experiments/study.yaml").replace(
+        "params: {model: \"jepa\", internal: 3.1, external: 1.9}",
+        "params: {model: \"jepa\", internal: 2.0, external: 1.0}",
+    );
+    ws.write("experiments/study.yaml", &weaker);
+    ws.run_ok("experiments/study.yaml");
+    let base = first["run_id"].as_str().unwrap();
+    let out = ws.run(&[
+        "compare",
+        &format!("study/{base}"),
+        "study",
+        "--baseline",
+        "jepa",
+        "--baseline-run",
+        base,
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let view: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = view["tables"][0]["rows"].as_array().unwrap();
+    let jepa_of_second: Vec<&serde_json::Value> = rows
+        .iter()
+        .filter(|r| r["model"] == "jepa" && !r["unit"].as_str().unwrap().contains(base))
+        .collect();
+    assert_eq!(jepa_of_second.len(), 8, "4 variants × 2 cohorts");
+    for r in jepa_of_second {
+        assert_eq!(r["delta_method"], "approx", "{r}");
+        assert!(
+            r["delta"].as_str().unwrap().starts_with('−'),
+            "a weaker JEPA: {r}"
+        );
+    }
+    assert!(
+        view["baseline"]
+            .as_str()
+            .unwrap()
+            .contains("same coordinates"),
+        "{}",
+        view["baseline"]
+    );
+    let none = ws.run(&["compare", "study", "--baseline-run", "no-such-run"]);
+    assert_eq!(none.status.code(), Some(2), "{}", stderr_of(&none));
+}
+
+fn stderr_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
