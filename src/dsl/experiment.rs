@@ -178,7 +178,7 @@ mod tests {
     fn variants_sort_by_value_numbers_numerically() {
         let v =
             |n: u64, rho: f64| vec![("n".to_string(), json!(n)), ("rho".to_string(), json!(rho))];
-        let mut list = vec![
+        let mut list = [
             v(300, 0.5),
             v(60, 1.0),
             v(1000, 0.0),

@@ -262,8 +262,7 @@ pub fn build(evals: &[EvaluationInput], level: f64) -> Option<MapView> {
                 .join(", ");
             let in_facet = |e: &EvaluationInput| tuple_of(e, &facet_names) == *facet;
             let mut rows = Vec::new();
-            // (column, row, Δ, lo, hi) for the line plot.
-            let mut points: Vec<(usize, usize, f64, Option<f64>, Option<f64>)> = Vec::new();
+            let mut points: Vec<LinePoint> = Vec::new();
             for r in 0..rows_axis.positions.len() {
                 let mut row_cells = Vec::new();
                 for col in 0..n_cols {
@@ -368,13 +367,16 @@ pub fn build(evals: &[EvaluationInput], level: f64) -> Option<MapView> {
     })
 }
 
+/// One point of a line plot: column, row, ΔAUC and its interval.
+type LinePoint = (usize, usize, f64, Option<f64>, Option<f64>);
+
 /// ΔAUC against the row axis, one line per column value, with the paired intervals.
 fn line_plot(
     id: &str,
     title: &str,
     rows_axis: &GridAxis,
     cols_axis: Option<&GridAxis>,
-    points: &[(usize, usize, f64, Option<f64>, Option<f64>)],
+    points: &[LinePoint],
     level: f64,
 ) -> Figure {
     let n_rows = rows_axis.positions.len();
@@ -401,8 +403,7 @@ fn line_plot(
     let mut legend = Vec::new();
     for c in 0..n_cols {
         let style = Style::dashed(OKABE_ITO[c % OKABE_ITO.len()], DASHES[c % DASHES.len()]);
-        let mut pts: Vec<&(usize, usize, f64, Option<f64>, Option<f64>)> =
-            points.iter().filter(|q| q.0 == c).collect();
+        let mut pts: Vec<&LinePoint> = points.iter().filter(|q| q.0 == c).collect();
         pts.sort_by_key(|q| q.1);
         let line: Vec<(f64, f64)> = pts.iter().map(|q| (q.1 as f64 + dodge(c), q.2)).collect();
         p.line(&line, &style, 1.8);
@@ -452,20 +453,22 @@ mod tests {
     use serde_json::json;
 
     fn eval(n: u64, rho: f64, tokens: u64, delta: f64, p: f64) -> EvaluationInput {
-        let mut results = ResultsDoc::default();
-        results.primary = Some(ComparisonDoc {
-            a: "jepa".into(),
-            b: "scratch".into(),
-            cohort: "internal".into(),
-            delta: Some(delta),
-            delong: PairedDelongDoc {
-                p: Some(p),
-                lo: Some(delta - 0.02),
-                hi: Some(delta + 0.02),
+        let results = ResultsDoc {
+            primary: Some(ComparisonDoc {
+                a: "jepa".into(),
+                b: "scratch".into(),
+                cohort: "internal".into(),
+                delta: Some(delta),
+                delong: PairedDelongDoc {
+                    p: Some(p),
+                    lo: Some(delta - 0.02),
+                    hi: Some(delta + 0.02),
+                    ..Default::default()
+                },
                 ..Default::default()
-            },
+            }),
             ..Default::default()
-        });
+        };
         EvaluationInput {
             stage: None,
             coords: vec![
