@@ -460,35 +460,26 @@ fn finetuning_keeps_no_head_only_epoch() {
     let dev = Default::default();
     let pretrained = Classifier::<B>::new(&arch(&c), &mut Rng::stream(8, "pretrained"), &dev);
     let before = encoder_bytes(&pretrained.encoder);
-    // Four head-only epochs, then one of the whole model: only that one may be kept.
-    let s = finetune_settings(&c, 5, 0, 4);
-    let (kept, out) = train_classifier::<B>(
-        &data,
-        Some(pretrained.encoder.clone()),
-        &s,
-        &dev,
-        &mut |_| {},
-    )
-    .unwrap();
-    assert_eq!(out.first_eligible, 4, "{out:?}");
-    assert_eq!(out.best_epoch, 4, "{out:?}");
-    assert_ne!(
-        encoder_bytes(&kept.encoder),
-        before,
-        "the encoder never trained"
-    );
-    // More head-only epochs than epochs: the last epoch still trains the whole model.
-    let s = finetune_settings(&c, 3, 0, 10);
-    let (kept, out) = train_classifier::<B>(
-        &data,
-        Some(pretrained.encoder.clone()),
-        &s,
-        &dev,
-        &mut |_| {},
-    )
-    .unwrap();
-    assert_eq!(out.best_epoch, 2, "{out:?}");
-    assert_ne!(encoder_bytes(&kept.encoder), before);
+    // (epochs, head-only epochs, the one epoch that may be kept): four head-only epochs then one
+    // of the whole model; more head-only epochs than epochs, where the last still trains it all.
+    for (epochs, head, kept_epoch) in [(5, 4, 4), (3, 10, 2)] {
+        let s = finetune_settings(&c, epochs, 0, head);
+        let (kept, out) = train_classifier::<B>(
+            &data,
+            Some(pretrained.encoder.clone()),
+            &s,
+            &dev,
+            &mut |_| {},
+        )
+        .unwrap();
+        assert_eq!(out.first_eligible, kept_epoch, "{out:?}");
+        assert_eq!(out.best_epoch, kept_epoch, "{out:?}");
+        assert_ne!(
+            encoder_bytes(&kept.encoder),
+            before,
+            "the encoder never trained"
+        );
+    }
 }
 
 #[test]

@@ -64,6 +64,23 @@ fn tuple_of(e: &EvaluationInput, names: &[String]) -> Vec<Value> {
         .collect()
 }
 
+/// The distinct value tuples of `names` over the evaluations, ordered by value.
+fn distinct_tuples(evals: &[EvaluationInput], names: &[String]) -> Vec<Vec<Value>> {
+    let mut tuples: Vec<Vec<Value>> = Vec::new();
+    for e in evals {
+        let t = tuple_of(e, names);
+        if !tuples.contains(&t) {
+            tuples.push(t);
+        }
+    }
+    tuples.sort_by(|a, b| {
+        let pa: Vec<(String, Value)> = names.iter().cloned().zip(a.clone()).collect();
+        let pb: Vec<(String, Value)> = names.iter().cloned().zip(b.clone()).collect();
+        coords_order(&pa, &pb)
+    });
+    tuples
+}
+
 /// The sweep's axes, in declared order: varying coordinates, those that vary together merged.
 fn grid_axes(evals: &[EvaluationInput]) -> Vec<GridAxis> {
     let mut names: Vec<String> = Vec::new();
@@ -98,18 +115,7 @@ fn grid_axes(evals: &[EvaluationInput]) -> Vec<GridAxis> {
     }
     axes.into_iter()
         .map(|(_, names)| {
-            let mut positions: Vec<Vec<Value>> = Vec::new();
-            for e in evals {
-                let t = tuple_of(e, &names);
-                if !positions.contains(&t) {
-                    positions.push(t);
-                }
-            }
-            positions.sort_by(|a, b| {
-                let pa: Vec<(String, Value)> = names.iter().cloned().zip(a.clone()).collect();
-                let pb: Vec<(String, Value)> = names.iter().cloned().zip(b.clone()).collect();
-                coords_order(&pa, &pb)
-            });
+            let positions = distinct_tuples(evals, &names);
             GridAxis { names, positions }
         })
         .collect()
@@ -189,9 +195,10 @@ fn colours(delta: Option<f64>) -> (String, String) {
         return ("#ffffff".to_string(), "#000000".to_string());
     };
     let t = (d.abs() / 0.1).min(1.0);
-    let base = if d >= 0.0 { OKABE_ITO[5] } else { OKABE_ITO[6] };
-    let ink = if t > 0.75 { "#ffffff" } else { "#000000" };
-    (tint(base, 0.08 + 0.82 * t), ink.to_string())
+    // Okabe–Ito blue for a gain, vermillion for a loss.
+    let base = if d >= 0.0 { OKABE_ITO[0] } else { OKABE_ITO[1] };
+    // Black text stays above 4.5:1 contrast on every tint (at most 85% of either colour).
+    (tint(base, 0.08 + 0.77 * t), "#000000".to_string())
 }
 
 /// Builds the map of a sweep's evaluations; `None` without an axis or a declared comparison.
@@ -208,18 +215,7 @@ pub fn build(evals: &[EvaluationInput], level: f64) -> Option<MapView> {
     let cols_axis = axes.get(1);
     let facet_axes = axes.get(2..).unwrap_or(&[]);
     let facet_names: Vec<String> = facet_axes.iter().flat_map(|a| a.names.clone()).collect();
-    let mut facets: Vec<Vec<Value>> = Vec::new();
-    for e in evals {
-        let t = tuple_of(e, &facet_names);
-        if !facets.contains(&t) {
-            facets.push(t);
-        }
-    }
-    facets.sort_by(|a, b| {
-        let pa: Vec<(String, Value)> = facet_names.iter().cloned().zip(a.clone()).collect();
-        let pb: Vec<(String, Value)> = facet_names.iter().cloned().zip(b.clone()).collect();
-        coords_order(&pa, &pb)
-    });
+    let facets = distinct_tuples(evals, &facet_names);
     let n_cols = cols_axis.map_or(1, |a| a.positions.len());
     let alpha = 1.0 - level;
 

@@ -426,13 +426,7 @@ fn a_two_axis_sweep_gets_a_regime_map_with_values_in_numeric_order() {
     assert_eq!(grids.len(), 3, "primary and two secondary comparisons");
     let g = &grids[0];
     assert_eq!(g["title"], "jepa − multimodal, internal cohort");
-    let rows: Vec<&str> = g["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["label"].as_str().unwrap())
-        .collect();
-    assert_eq!(rows, ["90", "180"]);
+    assert_eq!(labels_of(&g["rows"], "label"), ["90", "180"]);
     assert_eq!(g["cols"], serde_json::json!(["0", "2"]));
     assert!(
         g["holm"]
@@ -453,14 +447,8 @@ fn a_two_axis_sweep_gets_a_regime_map_with_values_in_numeric_order() {
         "{cell}"
     );
     // The units are listed in the same order as the map.
-    let labels: Vec<&str> = view["units"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| u["label"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        labels,
+        labels_of(&view["units"], "label"),
         [
             "n=90, shift=0",
             "n=90, shift=2",
@@ -517,6 +505,15 @@ fn compare_pairs_the_variants_of_two_sweep_runs_by_their_coordinates() {
     );
     let none = ws.run(&["compare", "study", "--baseline-run", "no-such-run"]);
     assert_eq!(none.status.code(), Some(2), "{}", stderr_of(&none));
+}
+
+/// The text field `key` of every element of a JSON array.
+fn labels_of<'a>(list: &'a serde_json::Value, key: &str) -> Vec<&'a str> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x[key].as_str().unwrap())
+        .collect()
 }
 
 fn stderr_of(out: &std::process::Output) -> String {
