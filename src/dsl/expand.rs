@@ -4,7 +4,9 @@
 //! depends on directly (fan-out: one variant per upstream variant), and `seed` when it is
 //! replicated or inherits replication. A dependency written `stage:NAME[*]/OUT` gathers instead:
 //! the stage does not inherit NAME's axes and receives every NAME variant that agrees with its
-//! own coordinates. Variant names list the coordinates, sweep axes in declared order and `seed`
+//! own coordinates. `stage:NAME[seed=*]/OUT` gathers only the replicates: the stage fans out over
+//! NAME's sweep axes like a plain dependency and receives, per variant, every seed of the matching
+//! NAME variants. Variant names list the coordinates, sweep axes in declared order and `seed`
 //! last: `train[lr=0.001,seed=2]`. Axes of one `zip` group share a `group` and move together:
 //! one variant per position, not per combination.
 
@@ -49,6 +51,8 @@ pub enum DepRef {
         stage: String,
         out: String,
         gather: bool,
+        /// `[seed=*]`: a gather over the seeds alone (the other axes fan out).
+        seeds_only: bool,
     },
 }
 
@@ -144,13 +148,16 @@ pub fn expand(
         for dep in base.deps.values() {
             if let DepRef::Stage {
                 stage,
-                gather: false,
+                gather,
+                seeds_only,
                 ..
             } = dep
+                && (!gather || *seeds_only)
             {
                 for a in &axes_of[by_name[stage.as_str()]] {
                     if a == SEED_AXIS {
-                        seeded = true;
+                        // A gather over the seeds does not make this stage a replicate.
+                        seeded |= !gather;
                     } else if !list.contains(a) {
                         list.push(a.clone());
                     }
@@ -239,7 +246,9 @@ pub fn expand(
             for (dep_name, dep) in &base.deps {
                 let resolved = match dep {
                     DepRef::Path(p) => Dep::Path(p.clone()),
-                    DepRef::Stage { stage, out, gather } => {
+                    DepRef::Stage {
+                        stage, out, gather, ..
+                    } => {
                         let u = by_name[stage.as_str()];
                         let idx = if *gather {
                             variants_of[u]

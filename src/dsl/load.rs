@@ -447,14 +447,13 @@ impl Ctx<'_> {
                             format!(
                                 "`{}` gathers `{}` across the sweep axis `{axis}` (`{}` and `{}`): \
                                  an evaluation takes one score per model, seed and patient, so it \
-                                 may gather seeds only. Let `{}` fan out over `{axis}` by also \
-                                 depending on a swept stage without `[*]` (e.g. `truth: \
-                                 \"stage:data/truth\"`)",
+                                 may gather seeds only. Write `stage:{}[seed=*]/…` to gather \
+                                 the seeds and fan out over `{axis}`",
                                 stage.base,
                                 stages[first].base,
                                 stages[first].name,
                                 stages[i].name,
-                                stage.base
+                                stages[first].base
                             ),
                         ));
                     }
@@ -561,12 +560,15 @@ impl Ctx<'_> {
         let Some((stage, out)) = rest.split_once('/') else {
             return Err(self.err_value(
                 path,
-                format!("`{target}` is not a stage reference: write `stage:NAME/OUT` (or `stage:NAME[*]/OUT` to gather every variant)"),
+                format!("`{target}` is not a stage reference: write `stage:NAME/OUT` (or `stage:NAME[*]/OUT` to gather every variant, `stage:NAME[seed=*]/OUT` to gather its seeds)"),
             ));
         };
-        let (stage, gather) = match stage.strip_suffix("[*]") {
-            Some(s) => (s, true),
-            None => (stage, false),
+        let (stage, gather, seeds_only) = if let Some(s) = stage.strip_suffix("[*]") {
+            (s, true, false)
+        } else if let Some(s) = stage.strip_suffix("[seed=*]") {
+            (s, true, true)
+        } else {
+            (stage, false, false)
         };
         let Some(up) = all.get(stage) else {
             let known: Vec<_> = all.keys().map(String::as_str).collect();
@@ -596,6 +598,7 @@ impl Ctx<'_> {
             stage: stage.to_string(),
             out: out.to_string(),
             gather,
+            seeds_only,
         })
     }
 

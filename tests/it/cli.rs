@@ -472,7 +472,7 @@ stages:
   score:
     kind: command
     replicate: true
-    cmd: "printf 'model,seed,cohort,id,label,score\nm,{seed},internal,p1,1,{params.s}\nm,{seed},internal,p2,0,0.1\n' > {outs.scores}"
+    cmd: "printf 'model,seed,cohort,id,label,score\nm,{seed},internal,p1,1,{params.s}\nm,{seed},internal,p2,0,0.1\nm,{seed},internal,p3,1,0.7\nm,{seed},internal,p4,0,0.2\n' > {outs.scores}"
     outs: {scores: scores.csv}
     params: {s: 0.9}
   evaluate:
@@ -491,5 +491,23 @@ sweep:
         "{err}"
     );
     assert!(err.contains("may gather seeds only"), "{err}");
+    assert!(err.contains("`stage:score[seed=*]/…`"), "{err}");
     assert!(!ws.join("runs").exists(), "nothing is written");
+
+    // `[seed=*]` gathers the seeds and fans out over the sweep: one evaluation per value.
+    let fixed = ws
+        .read("experiments/gather.yaml")
+        .replace("stage:score[*]/scores", "stage:score[seed=*]/scores");
+    ws.write("experiments/gather.yaml", &fixed);
+    let plan = ws.run_json(&["plan", "experiments/gather.yaml", "--json"]);
+    let evals: Vec<&str> = plan["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["stage"].as_str().unwrap())
+        .filter(|s| s.starts_with("evaluate"))
+        .collect();
+    assert_eq!(evals, ["evaluate[s=0.8]", "evaluate[s=0.9]"]);
+    let m = ws.run_ok("experiments/gather.yaml");
+    assert_eq!(stages_with(&m, "ran").len(), 6, "{m}");
 }
