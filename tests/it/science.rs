@@ -31,26 +31,33 @@ struct Study {
     pretrain: Value,
 }
 
+/// Runs a fixture experiment (2 parallel stages, a store inside the workspace) and returns the
+/// workspace and the run's `results.json`.
+fn run_fixture(yaml: &str, experiment: &str) -> (Workspace, Value) {
+    let ws = Workspace::new();
+    ws.write("experiments/fixture.yaml", yaml);
+    ws.run_json(&[
+        "--store",
+        "store",
+        "run",
+        "-j",
+        "2",
+        "experiments/fixture.yaml",
+        "--json",
+    ]);
+    let results: Value =
+        serde_json::from_str(&ws.read(&format!("runs/{experiment}/latest/results.json")))
+            .expect("results.json");
+    (ws, results)
+}
+
 fn study() -> &'static Study {
     static STUDY: OnceLock<Study> = OnceLock::new();
     STUDY.get_or_init(|| {
-        let ws = Workspace::new();
-        ws.write(
-            "experiments/reduced.yaml",
+        let (ws, results) = run_fixture(
             include_str!("../fixtures/science/reduced.yaml"),
+            "science-reduced",
         );
-        ws.run_json(&[
-            "--store",
-            "store",
-            "run",
-            "-j",
-            "2",
-            "experiments/reduced.yaml",
-            "--json",
-        ]);
-        let results: Value =
-            serde_json::from_str(&ws.read("runs/science-reduced/latest/results.json"))
-                .expect("results.json");
         Study {
             default: results["evaluations"]["evaluate"].clone(),
             clean: results["evaluations"]["evaluate_clean"].clone(),
@@ -144,23 +151,10 @@ fn jepa_pretraining_beats_the_mean_baseline_without_collapse() {
 fn regime_cells() -> &'static std::collections::BTreeMap<u64, Value> {
     static CELLS: OnceLock<std::collections::BTreeMap<u64, Value>> = OnceLock::new();
     CELLS.get_or_init(|| {
-        let ws = Workspace::new();
-        ws.write(
-            "experiments/cells.yaml",
+        let (_ws, results) = run_fixture(
             include_str!("../fixtures/science/regimes-cells.yaml"),
+            "regime-cells",
         );
-        ws.run_json(&[
-            "--store",
-            "store",
-            "run",
-            "-j",
-            "2",
-            "experiments/cells.yaml",
-            "--json",
-        ]);
-        let results: Value =
-            serde_json::from_str(&ws.read("runs/regime-cells/latest/results.json"))
-                .expect("results.json");
         results["variants"]
             .as_array()
             .expect("variants")
