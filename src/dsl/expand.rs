@@ -50,10 +50,19 @@ pub enum DepRef {
     Stage {
         stage: String,
         out: String,
-        gather: bool,
-        /// `[seed=*]`: a gather over the seeds alone (the other axes fan out).
-        seeds_only: bool,
+        gather: Gather,
     },
+}
+
+/// How a stage dependency takes an upstream stage's variants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gather {
+    /// `stage:NAME/OUT`: fan out, one variant per upstream variant.
+    No,
+    /// `stage:NAME[*]/OUT`: every variant agreeing with this stage's coordinates.
+    All,
+    /// `stage:NAME[seed=*]/OUT`: fan out over the sweep axes, gather the seeds.
+    Seeds,
 }
 
 /// One sweep key: which stage, where in its params/config, which values.
@@ -146,18 +155,13 @@ pub fn expand(
         let mut list: Vec<String> = Vec::new();
         let mut seeded = base.replicate && !seed_values.is_empty();
         for dep in base.deps.values() {
-            if let DepRef::Stage {
-                stage,
-                gather,
-                seeds_only,
-                ..
-            } = dep
-                && (!gather || *seeds_only)
+            if let DepRef::Stage { stage, gather, .. } = dep
+                && *gather != Gather::All
             {
                 for a in &axes_of[by_name[stage.as_str()]] {
                     if a == SEED_AXIS {
                         // A gather over the seeds does not make this stage a replicate.
-                        seeded |= !gather;
+                        seeded |= *gather == Gather::No;
                     } else if !list.contains(a) {
                         list.push(a.clone());
                     }
@@ -246,11 +250,10 @@ pub fn expand(
             for (dep_name, dep) in &base.deps {
                 let resolved = match dep {
                     DepRef::Path(p) => Dep::Path(p.clone()),
-                    DepRef::Stage {
-                        stage, out, gather, ..
-                    } => {
+                    DepRef::Stage { stage, out, gather } => {
+                        let gather = *gather != Gather::No;
                         let u = by_name[stage.as_str()];
-                        let idx = if *gather {
+                        let idx = if gather {
                             variants_of[u]
                                 .iter()
                                 .filter(|(ucoords, _)| {
@@ -268,7 +271,7 @@ pub fn expand(
                         Dep::Stage {
                             stages: idx,
                             out: out.clone(),
-                            gather: *gather,
+                            gather,
                         }
                     }
                 };

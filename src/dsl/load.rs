@@ -10,7 +10,7 @@ use serde_json::Value as Json;
 use serde_yaml::Value as Yaml;
 
 use super::error::DslError;
-use super::expand::{self, Axis, BaseStage, DepRef};
+use super::expand::{self, Axis, BaseStage, DepRef, Gather};
 use super::experiment::{ExecutorKind, Experiment, Resources};
 use super::schema::{ExperimentFile, ResourcesSpec, StageSpec};
 use super::span::{Pos, SpanIndex, join_path};
@@ -563,12 +563,12 @@ impl Ctx<'_> {
                 format!("`{target}` is not a stage reference: write `stage:NAME/OUT` (or `stage:NAME[*]/OUT` to gather every variant, `stage:NAME[seed=*]/OUT` to gather its seeds)"),
             ));
         };
-        let (stage, gather, seeds_only) = if let Some(s) = stage.strip_suffix("[*]") {
-            (s, true, false)
+        let (stage, gather) = if let Some(s) = stage.strip_suffix("[*]") {
+            (s, Gather::All)
         } else if let Some(s) = stage.strip_suffix("[seed=*]") {
-            (s, true, true)
+            (s, Gather::Seeds)
         } else {
-            (stage, false, false)
+            (stage, Gather::No)
         };
         let Some(up) = all.get(stage) else {
             let known: Vec<_> = all.keys().map(String::as_str).collect();
@@ -598,7 +598,6 @@ impl Ctx<'_> {
             stage: stage.to_string(),
             out: out.to_string(),
             gather,
-            seeds_only,
         })
     }
 

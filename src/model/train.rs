@@ -71,6 +71,8 @@ pub struct TrainOutcome {
     pub best_val_loss: f64,
     pub best_val_auc: Option<f64>,
     pub stopped_early: bool,
+    /// Head-only epochs that ran (`head_epochs` with `init`, capped at the last epoch; else 0).
+    pub head_epochs: usize,
     /// The first epoch that could be kept (`max(min_epochs, head_epochs)`, capped by the epochs).
     pub first_eligible: usize,
     pub n_train: usize,
@@ -259,6 +261,7 @@ pub fn train_classifier<B: AutodiffBackend>(
             best_val_loss,
             best_val_auc,
             stopped_early,
+            head_epochs,
             first_eligible,
             n_train: train_idx.len(),
             n_val: val_idx.len(),

@@ -250,11 +250,6 @@ pub fn run(task: &TaskFile, log: &mut dyn Write) -> Result<Value, String> {
         head_epochs: cfg.head_epochs.unwrap_or(DEFAULT_HEAD_EPOCHS),
         seed: cfg.random_seed.unwrap_or(task.seed),
     };
-    let head_epochs = if from_pretrained {
-        settings.head_epochs.min(settings.epochs.saturating_sub(1))
-    } else {
-        0
-    };
     let model_dir = task.out_dir.join("model");
     let mut logf = logger(log);
     let (out, info) = pipeline::train(
@@ -274,7 +269,7 @@ pub fn run(task: &TaskFile, log: &mut dyn Write) -> Result<Value, String> {
             "epochs": out.epochs,
             "best_epoch": out.best_epoch,
             "first_eligible_epoch": out.first_eligible,
-            "head_epochs": head_epochs,
+            "head_epochs": out.head_epochs,
             "stopped_early": out.stopped_early,
         }),
     )?;
@@ -286,7 +281,7 @@ pub fn run(task: &TaskFile, log: &mut dyn Write) -> Result<Value, String> {
         "best_val_auc": out.best_val_auc,
         "stopped_early": out.stopped_early,
         "first_eligible_epoch": out.first_eligible,
-        "head_epochs": head_epochs,
+        "head_epochs": out.head_epochs,
         "epochs": out.epochs.len(),
         "steps": out.steps,
         "n_train": out.n_train,
