@@ -13,8 +13,10 @@ use crate::kinds::{Backend, StageKind};
 
 pub const TASK_FORMAT: u32 = 1;
 
-/// Everything a worker needs to run one stage attempt, with every path absolute.
+/// Everything a worker needs to run one stage attempt, with every path absolute. Written by the
+/// dispatcher, read by the worker; unknown fields are refused.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TaskFile {
     pub format: u32,
     pub stage: String,
@@ -52,8 +54,10 @@ pub enum TaskStatus {
     Failed,
 }
 
-/// What a worker reports. The dispatcher re-verifies the digests before committing.
+/// What a worker reports. The dispatcher re-verifies the digests before committing; unknown
+/// fields are refused.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ResultFile {
     pub status: TaskStatus,
     /// Why the attempt failed, in one line.
@@ -74,9 +78,30 @@ fn pin_devices_default() -> bool {
 }
 
 impl TaskFile {
+    /// Reads a task file, refusing another format (a worker binary of another version).
+    pub fn read(path: &Path) -> Result<TaskFile, String> {
+        let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+        let task: TaskFile = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
+        if task.format != TASK_FORMAT {
+            return Err(format!(
+                "task format {} is not this worker's ({TASK_FORMAT}): the dispatcher and the \
+                 worker are different orchestrate versions",
+                task.format
+            ));
+        }
+        Ok(task)
+    }
+
     pub fn result_path(&self) -> PathBuf {
         self.scratch.join("result.json")
     }
+}
+
+/// This machine's host name (what records and results say ran where).
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".to_string())
 }
 
 pub fn stdout_path(scratch: &Path) -> PathBuf {
@@ -87,11 +112,11 @@ pub fn stderr_path(scratch: &Path) -> PathBuf {
     scratch.join("stderr.log")
 }
 
-/// Writes JSON through a temporary file and a rename, so a reader never sees half a file.
 /// The worker's exit status when it could not write its result because the filesystem of the
 /// scratch folder is full: its log cannot be written either, so the status is the message.
 pub const EXIT_DISK_FULL: i32 = 75;
 
+/// Writes JSON through a temporary file and a rename, so a reader never sees half a file.
 pub fn write_json_atomic(path: &Path, value: &impl Serialize) -> std::io::Result<()> {
     let tmp = path.with_extension("json.tmp");
     let bytes = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;

@@ -31,10 +31,7 @@ pub fn main_if_worker(args: &[std::ffi::OsString]) -> Option<i32> {
 /// 1 the task file itself could not be read or the result not written,
 /// [`EXIT_DISK_FULL`](crate::task::EXIT_DISK_FULL) the result not written for lack of space).
 pub fn run(task_path: &Path) -> i32 {
-    let task: TaskFile = match fs::read(task_path)
-        .map_err(|e| e.to_string())
-        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
-    {
+    let task = match TaskFile::read(task_path) {
         Ok(t) => t,
         Err(e) => {
             eprintln!(
@@ -64,12 +61,6 @@ pub fn run(task_path: &Path) -> i32 {
     }
 }
 
-fn host() -> String {
-    fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "unknown".to_string())
-}
-
 fn execute(task: &TaskFile) -> ResultFile {
     let start = Instant::now();
     let mut result = ResultFile {
@@ -79,7 +70,7 @@ fn execute(task: &TaskFile) -> ResultFile {
         object: None,
         outs: BTreeMap::new(),
         duration_ms: 0,
-        host: host(),
+        host: crate::task::host_name(),
         metrics: serde_json::Value::Null,
     };
     let fail = |mut r: ResultFile, msg: String| {
@@ -121,7 +112,7 @@ fn execute(task: &TaskFile) -> ResultFile {
         let mut log = stdout;
         match crate::stages::run_builtin(task, &mut log) {
             Ok(metrics) => result.metrics = metrics,
-            Err(e) => return fail(result, e),
+            Err(e) => return fail(result, e.to_string()),
         }
     }
     // Every declared output must exist; the whole output folder becomes the object.

@@ -11,6 +11,7 @@ use super::Context;
 use super::lock::{describe_run, read_manifest};
 use crate::cli::error::Error;
 use crate::dsl;
+use crate::exec::manifest::RunStatus;
 use crate::exit;
 use crate::verify::{self, bundle};
 
@@ -33,7 +34,7 @@ pub fn bundle(ctx: &Context, args: &BundleArgs) -> Result<i32, Error> {
     let cwd = std::env::current_dir().map_err(|e| Error::io(".", e))?;
     let dir = crate::report::run::resolve_run(&ctx.runs, &cwd, &args.run)?;
     let m = read_manifest(&dir)?;
-    if m.status != "ok" {
+    if m.status != RunStatus::Ok {
         return Err(Error::Usage(format!(
             "run `{}/{}` finished with status `{}`: only a complete run can be bundled",
             m.experiment, m.run_id, m.status

@@ -127,6 +127,9 @@ pub fn gc(ctx: &Context, args: &GcArgs) -> Result<i32, Error> {
             store.forget_stats(&store.object_path(d));
             store.remove_object(d)?;
         }
+        if !unreferenced.is_empty() {
+            store.drop_stat_snapshots();
+        }
         store.checkpoint();
         store.clean_scratch()?;
     }

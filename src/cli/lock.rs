@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::{Context, print_json, read_store};
 use crate::cli::error::Error;
 use crate::dsl::{self, Experiment};
-use crate::exec::manifest::RunManifest;
+use crate::exec::manifest::{self, RunManifest, RunStatus};
 use crate::exit;
 use crate::kinds::StageKind;
 use crate::plan::{Plan, PlanOptions, StageState};
@@ -72,7 +72,7 @@ pub fn lock(ctx: &Context, args: &LockArgs) -> Result<i32, Error> {
         },
     };
     let manifest = read_manifest(&run_dir)?;
-    if manifest.status != "ok" {
+    if manifest.status != RunStatus::Ok {
         return Err(Error::Usage(format!(
             "run `{}/{}` finished with status `{}`: only a complete run can be locked",
             manifest.experiment, manifest.run_id, manifest.status
@@ -110,7 +110,7 @@ fn stale_reason(ctx: &Context, exp: &Experiment) -> Result<Option<String>, Error
         return Ok(Some("it has never been run".to_string()));
     };
     let m = read_manifest(&dir)?;
-    if m.status != "ok" {
+    if m.status != RunStatus::Ok {
         return Ok(Some(format!(
             "its latest run `{}` finished with status `{}`",
             m.run_id, m.status
@@ -149,7 +149,7 @@ pub(super) fn latest_run_dir(ctx: &Context, experiment: &str) -> Option<PathBuf>
 pub(super) fn read_manifest(run_dir: &Path) -> Result<RunManifest, Error> {
     let p = run_dir.join("manifest.json");
     let bytes = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
-    let m: RunManifest = serde_json::from_slice(&bytes)
+    let m: RunManifest = manifest::parse(&bytes)
         .map_err(|e| Error::Usage(format!("`{}` is not a run manifest: {e}", p.display())))?;
     // A run folder may come from elsewhere (a copied `runs/`): its names are names, and its
     // experiment file a path inside the workspace, before anything opens it.

@@ -205,7 +205,7 @@ pub fn reproduce(ctx: &Context, args: &ReproduceArgs) -> Result<i32, Error> {
     };
     let run_dir = record.dir;
     let actual = describe_run(&run_ctx, &run_dir, &exp, None)?;
-    let mut v = verify::compare(&reference.lock, &actual, &reference.label);
+    let mut v = verify::verdict(&reference.lock, &actual, &reference.label);
     if let Some(source) = policy_source {
         v.policy_source = source;
     }

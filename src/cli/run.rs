@@ -185,7 +185,7 @@ pub fn finish(ctx: &Context, record: &RunRecord) -> Result<i32, Error> {
         return Err(Error::Interrupted);
     }
     let secs = m.duration_ms as f64 / 1000.0;
-    if m.status == "ok" {
+    if m.status == manifest::RunStatus::Ok {
         eprintln!(
             "{:>12} `{}` in {secs:.2}s: {} (record in {rel})",
             "Finished",
@@ -220,7 +220,7 @@ pub fn run_experiment(
         exp.backend = b;
     }
     // A CUDA request fails here, before any work, rather than as a panic inside a worker.
-    crate::model::backend::check_backend(exp.backend).map_err(Error::Usage)?;
+    crate::model::backend::check_backend(exp.backend).map_err(|e| Error::Usage(e.to_string()))?;
     let git = git_provenance(&ctx.workspace);
     if args.require_clean
         && let Some(g) = git.as_ref().filter(|g| g.dirty)

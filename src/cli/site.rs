@@ -15,7 +15,7 @@ use super::lock::read_manifest;
 use super::{Context, print_json, read_store};
 use crate::cli::error::Error;
 use crate::cohort::Cohort;
-use crate::exec::manifest::{self, RunManifest, StageEntry};
+use crate::exec::manifest::{self, RunManifest, RunStatus, StageEntry};
 use crate::exit;
 use crate::fingerprint::{self, NoCache};
 use crate::kinds::StageKind;
@@ -224,7 +224,7 @@ fn cohort_files(c: &Cohort) -> Result<Vec<(String, Vec<u8>)>, Error> {
 pub fn kit(ctx: &Context, args: &KitArgs) -> Result<i32, Error> {
     let dir = run_dir(ctx, &args.run)?;
     let m = read_manifest(&dir)?;
-    if m.status != "ok" {
+    if m.status != RunStatus::Ok {
         return Err(usage(format!(
             "run `{}/{}` is {}: a kit is made from a complete run",
             m.experiment, m.run_id, m.status
@@ -265,7 +265,8 @@ pub fn kit(ctx: &Context, args: &KitArgs) -> Result<i32, Error> {
         .cohort
         .clone()
         .ok_or_else(|| usage("the predict stages score no cohort"))?;
-    let c = read_cohort(&output_path(&m, &store, &cstage, &cout)?).map_err(Error::Internal)?;
+    let c = read_cohort(&output_path(&m, &store, &cstage, &cout)?)
+        .map_err(|e| Error::Internal(e.to_string()))?;
     let shape = CohortShape {
         imaging_tokens: c.imaging.tokens,
         imaging_width: c.imaging.width,
@@ -508,7 +509,7 @@ pub fn validate(ctx: &Context, args: &ValidateArgs) -> Result<i32, Error> {
         )));
     }
     // The site's cohort: read and checked like any cohort, then against the kit's layout.
-    let cohort = read_cohort(&args.cohort).map_err(usage)?;
+    let cohort = read_cohort(&args.cohort).map_err(|e| usage(e.to_string()))?;
     let want = &doc.cohort;
     let got = (
         cohort.imaging.tokens,
@@ -577,7 +578,7 @@ pub fn validate(ctx: &Context, args: &ValidateArgs) -> Result<i32, Error> {
     let file = ws.join("experiments/site.yaml");
     let exp = super::run::load(&site_ctx, &file)?;
     let record = super::run::run_experiment(&site_ctx, exp, &super::run::RunArgs::defaults(file))?;
-    if record.manifest.status != "ok" {
+    if record.manifest.status != RunStatus::Ok {
         return Err(Error::StagesFailed {
             failed: record.manifest.counts().get("failed").copied().unwrap_or(0),
             total: record.manifest.stages.len(),

@@ -16,15 +16,73 @@ use crate::dsl::Experiment;
 
 pub const MANIFEST_FORMAT: u32 = 1;
 
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Every stage fresh or ran.
+    Ok,
+    /// A stage failed (and its dependents were skipped).
+    Failed,
+    /// Ctrl-C or a signal stopped the run.
+    Interrupted,
+}
+
+/// What became of one stage in a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StageStatus {
+    /// Reused from the store.
+    Fresh,
+    Ran,
+    Failed,
+    /// Not started because an upstream stage failed.
+    Skipped,
+    /// Not reached (the run was interrupted).
+    NotRun,
+}
+
+macro_rules! status_words {
+    ($t:ty { $($v:ident => $w:literal),* $(,)? }) => {
+        impl $t {
+            /// The word the manifest stores.
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$v => $w),* }
+            }
+        }
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.pad(self.as_str())
+            }
+        }
+    };
+}
+status_words!(RunStatus { Ok => "ok", Failed => "failed", Interrupted => "interrupted" });
+status_words!(StageStatus {
+    Fresh => "fresh",
+    Ran => "ran",
+    Failed => "failed",
+    Skipped => "skipped",
+    NotRun => "not_run",
+});
+
+impl StageStatus {
+    /// Whether the stage's outputs are in the store (it ran or was fresh).
+    pub fn has_outputs(self) -> bool {
+        matches!(self, StageStatus::Fresh | StageStatus::Ran)
+    }
+}
+
+/// A run's `manifest.json`. Readers refuse another format and unknown fields.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RunManifest {
     pub format: u32,
     pub experiment: String,
     pub run_id: String,
     /// The experiment file, relative to the workspace.
     pub file: String,
-    /// `ok`, `failed` or `interrupted`.
-    pub status: String,
+    pub status: RunStatus,
     pub started_at: String,
     pub finished_at: String,
     pub duration_ms: u64,
@@ -33,6 +91,7 @@ pub struct RunManifest {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Provenance {
     pub orchestrate_version: String,
     /// Digest of the sources this binary was built from.
@@ -46,12 +105,12 @@ pub struct Provenance {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct StageEntry {
     pub name: String,
     pub base: String,
     pub kind: String,
-    /// `fresh` (reused from the store), `ran`, `failed`, `skipped` or `not_run`.
-    pub status: String,
+    pub status: StageStatus,
     pub key: Option<String>,
     pub object: Option<String>,
     /// Output name → digest.
@@ -70,10 +129,29 @@ impl RunManifest {
     pub fn counts(&self) -> BTreeMap<String, usize> {
         let mut m = BTreeMap::new();
         for s in &self.stages {
-            *m.entry(s.status.clone()).or_default() += 1;
+            *m.entry(s.status.as_str().to_string()).or_default() += 1;
         }
         m
     }
+}
+
+/// Parses a `manifest.json`: the format must be this binary's, and every field known.
+pub fn parse(bytes: &[u8]) -> Result<RunManifest, String> {
+    #[derive(Deserialize)]
+    struct Format {
+        format: Option<serde_json::Value>,
+    }
+    let head: Format = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    match head.format {
+        Some(serde_json::Value::Number(n)) if n.as_u64() == Some(MANIFEST_FORMAT as u64) => {}
+        Some(other) => {
+            return Err(format!(
+                "manifest format {other} is not this binary's ({MANIFEST_FORMAT})"
+            ));
+        }
+        None => return Err("no `format` field: not a run manifest".to_string()),
+    }
+    serde_json::from_slice(bytes).map_err(|e| e.to_string())
 }
 
 /// A new run id: UTC time to the millisecond and a short random suffix, so ids sort by time.
@@ -89,18 +167,12 @@ pub fn new_run_id() -> String {
     format!("{compact}-{:04x}", (nanos ^ std::process::id()) & 0xffff)
 }
 
-pub fn host_name() -> String {
-    fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "unknown".to_string())
-}
-
 pub fn provenance(git: Option<GitProvenance>) -> Provenance {
     Provenance {
         orchestrate_version: env!("CARGO_PKG_VERSION").to_string(),
         binary_identity: crate::fingerprint::BINARY_IDENTITY.to_string(),
         git,
-        host: host_name(),
+        host: crate::task::host_name(),
         os: std::env::consts::OS.to_string(),
         arch: std::env::consts::ARCH.to_string(),
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -123,24 +195,29 @@ pub fn build(
         .zip(&outcome.reasons)
         .map(|((s, o), reasons)| {
             let (status, record, error, attempts) = match o {
-                StageOutcome::Fresh(r) => ("fresh", Some(r), None, None),
-                StageOutcome::Ran(r) => ("ran", Some(r), None, Some(r.attempts)),
+                StageOutcome::Fresh(r) => (StageStatus::Fresh, Some(r), None, None),
+                StageOutcome::Ran(r) => (StageStatus::Ran, Some(r), None, Some(r.attempts)),
                 StageOutcome::Failed {
                     message, attempts, ..
-                } => ("failed", None, Some(message.clone()), Some(*attempts)),
+                } => (
+                    StageStatus::Failed,
+                    None,
+                    Some(message.clone()),
+                    Some(*attempts),
+                ),
                 StageOutcome::Skipped { because } => (
-                    "skipped",
+                    StageStatus::Skipped,
                     None,
                     Some(format!("upstream `{because}` failed")),
                     None,
                 ),
-                StageOutcome::NotRun => ("not_run", None, None, None),
+                StageOutcome::NotRun => (StageStatus::NotRun, None, None, None),
             };
             StageEntry {
                 name: s.name.clone(),
                 base: s.base.clone(),
                 kind: s.kind.name().to_string(),
-                status: status.to_string(),
+                status,
                 key: record.map(|r| r.key.clone()),
                 object: record.map(|r| r.object.clone()),
                 outs: record
@@ -155,7 +232,7 @@ pub fn build(
                 coords: s.coords.iter().cloned().collect(),
                 duration_ms: record.map(|r| r.duration_ms),
                 attempts,
-                reasons: if status == "fresh" {
+                reasons: if status == StageStatus::Fresh {
                     Vec::new()
                 } else {
                     reasons.iter().map(ToString::to_string).collect()
@@ -165,14 +242,14 @@ pub fn build(
         })
         .collect::<Vec<_>>();
     let status = if outcome.interrupted {
-        "interrupted"
+        RunStatus::Interrupted
     } else if stages
         .iter()
-        .any(|s| s.status == "failed" || s.status == "skipped")
+        .any(|s| matches!(s.status, StageStatus::Failed | StageStatus::Skipped))
     {
-        "failed"
+        RunStatus::Failed
     } else {
-        "ok"
+        RunStatus::Ok
     };
     let finished = SystemTime::now();
     RunManifest {
@@ -180,7 +257,7 @@ pub fn build(
         experiment: exp.name.clone(),
         run_id: run_id.to_string(),
         file: exp.file.to_string_lossy().into_owned(),
-        status: status.to_string(),
+        status,
         started_at: humantime::format_rfc3339_seconds(started).to_string(),
         finished_at: humantime::format_rfc3339_seconds(finished).to_string(),
         duration_ms: finished
@@ -336,7 +413,7 @@ pub fn list_runs(runs_dir: &Path) -> Vec<RunManifest> {
         for r in runs {
             if let Some(m) = fs::read(r.join("manifest.json"))
                 .ok()
-                .and_then(|b| serde_json::from_slice::<RunManifest>(&b).ok())
+                .and_then(|b| parse(&b).ok())
             {
                 out.push(m);
             }

@@ -5,6 +5,7 @@ use std::path::Path;
 
 /// Where the experiment's workspace stood in git when a run started.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct GitProvenance {
     pub commit: Option<String>,
     pub branch: Option<String>,

@@ -12,6 +12,7 @@
 
 use burn::tensor::backend::AutodiffBackend;
 
+use super::ModelError;
 use crate::kinds::Backend;
 
 /// The CPU training backend.
@@ -39,15 +40,17 @@ pub trait BackendJob {
 }
 
 /// Why a backend cannot be used here.
-pub fn check_backend(backend: Backend) -> Result<(), String> {
+pub fn check_backend(backend: Backend) -> Result<(), ModelError> {
     match backend {
         Backend::Cpu => Ok(()),
         Backend::Cuda => {
             if !cfg!(feature = "cuda") {
-                return Err("backend `cuda` was requested but this binary was built without CUDA support: rebuild with `cargo build --release --features cuda`, or use `--backend cpu`".to_string());
+                return Err(ModelError::Backend("backend `cuda` was requested but this binary was built without CUDA support: rebuild with `cargo build --release --features cuda`, or use `--backend cpu`".to_string()));
             }
             cuda_available().map_err(|why| {
-                format!("backend `cuda` was requested but no usable CUDA driver was found: {why}")
+                ModelError::Backend(format!(
+                    "backend `cuda` was requested but no usable CUDA driver was found: {why}"
+                ))
             })
         }
     }
@@ -114,7 +117,7 @@ pub fn cpu_kernels() -> String {
 }
 
 /// Runs `job` on `backend` (checked first).
-pub fn run_on<J: BackendJob>(backend: Backend, job: J) -> Result<J::Output, String> {
+pub fn run_on<J: BackendJob>(backend: Backend, job: J) -> Result<J::Output, ModelError> {
     check_backend(backend)?;
     match backend {
         Backend::Cpu => {
@@ -124,7 +127,9 @@ pub fn run_on<J: BackendJob>(backend: Backend, job: J) -> Result<J::Output, Stri
         #[cfg(feature = "cuda")]
         Backend::Cuda => Ok(job.run::<CudaBackend>(Default::default(), &device_info(backend))),
         #[cfg(not(feature = "cuda"))]
-        Backend::Cuda => Err("backend `cuda` is not compiled into this binary".to_string()),
+        Backend::Cuda => Err(ModelError::Backend(
+            "backend `cuda` is not compiled into this binary".to_string(),
+        )),
     }
 }
 
@@ -190,7 +195,7 @@ mod tests {
     #[cfg(not(feature = "cuda"))]
     #[test]
     fn cuda_without_the_feature_is_a_clear_error() {
-        let e = check_backend(Backend::Cuda).unwrap_err();
+        let e = check_backend(Backend::Cuda).unwrap_err().to_string();
         assert!(e.contains("built without CUDA support"), "{e}");
     }
 }

@@ -13,7 +13,7 @@ use burn::tensor::{Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use super::data::Normalization;
-use super::{Arch, ModelClass, PredictorArch};
+use super::{Arch, ModelClass, ModelError, PredictorArch};
 
 pub const CHECKPOINT_FORMAT: u32 = 1;
 pub const CARD: &str = "model.json";
@@ -67,7 +67,7 @@ impl<B: Backend> ModuleVisitor<B> for Dump<B> {
 }
 
 /// A module's parameters as (shapes, little-endian f32 bytes).
-pub fn to_bytes<B: Backend, M: Module<B>>(m: &M) -> Result<(Vec<Vec<usize>>, Vec<u8>), String> {
+pub fn to_bytes<B: Backend, M: Module<B>>(m: &M) -> Result<(Vec<Vec<usize>>, Vec<u8>), ModelError> {
     let mut d = Dump {
         shapes: Vec::new(),
         tensors: Vec::new(),
@@ -130,9 +130,11 @@ pub fn from_bytes<B: Backend, M: Module<B>>(
     shapes: &[Vec<usize>],
     bytes: &[u8],
     device: &B::Device,
-) -> Result<M, String> {
+) -> Result<M, ModelError> {
     if !bytes.len().is_multiple_of(4) {
-        return Err("the weights file is not a whole number of f32 values".to_string());
+        return Err(ModelError::Checkpoint(
+            "the weights file is not a whole number of f32 values".to_string(),
+        ));
     }
     let values: Vec<f32> = bytes
         .chunks_exact(4)
@@ -148,16 +150,16 @@ pub fn from_bytes<B: Backend, M: Module<B>>(
     };
     let m = m.map(&mut l);
     if let Some(e) = l.error {
-        return Err(e);
+        return Err(ModelError::Checkpoint(e));
     }
     if l.index != shapes.len() || l.offset != values.len() {
-        return Err(format!(
+        return Err(ModelError::Checkpoint(format!(
             "the checkpoint holds {} parameters ({} values) but the model has {} ({} values)",
             shapes.len(),
             values.len(),
             l.index,
             l.offset
-        ));
+        )));
     }
     Ok(m)
 }
@@ -167,11 +169,11 @@ pub fn write_weights<B: Backend, M: Module<B>>(
     dir: &Path,
     role: &str,
     m: &M,
-) -> Result<WeightsFile, String> {
+) -> Result<WeightsFile, ModelError> {
     let (shapes, bytes) = to_bytes(m)?;
     let file = format!("{role}.f32");
     let p = dir.join(&file);
-    fs::write(&p, bytes).map_err(|e| format!("cannot write `{}`: {e}", p.display()))?;
+    fs::write(&p, bytes).map_err(ModelError::io("write", &p))?;
     Ok(WeightsFile { file, shapes })
 }
 
@@ -182,37 +184,38 @@ pub fn read_weights<B: Backend, M: Module<B>>(
     role: &str,
     m: M,
     device: &B::Device,
-) -> Result<M, String> {
+) -> Result<M, ModelError> {
     let w = card.weights.get(role).ok_or_else(|| {
-        format!(
+        ModelError::Checkpoint(format!(
             "checkpoint `{}` has no `{role}` weights (it has: {})",
             dir.display(),
             card.weights.keys().cloned().collect::<Vec<_>>().join(", ")
-        )
+        ))
     })?;
     let p = dir.join(&w.file);
-    let bytes = fs::read(&p).map_err(|e| format!("cannot read `{}`: {e}", p.display()))?;
+    let bytes = fs::read(&p).map_err(ModelError::io("read", &p))?;
     from_bytes(m, &w.shapes, &bytes, device)
-        .map_err(|e| format!("checkpoint `{}`: {e}", p.display()))
+        .map_err(|e| ModelError::Checkpoint(format!("checkpoint `{}`: {e}", p.display())))
 }
 
-pub fn write_card(dir: &Path, card: &ModelCard) -> Result<(), String> {
+pub fn write_card(dir: &Path, card: &ModelCard) -> Result<(), ModelError> {
     let p = dir.join(CARD);
-    let bytes = serde_json::to_vec_pretty(card).map_err(|e| e.to_string())?;
-    fs::write(&p, bytes).map_err(|e| format!("cannot write `{}`: {e}", p.display()))
+    let bytes = serde_json::to_vec_pretty(card).expect("a model card serializes");
+    fs::write(&p, bytes).map_err(ModelError::io("write", &p))
 }
 
-pub fn read_card(dir: &Path) -> Result<ModelCard, String> {
+pub fn read_card(dir: &Path) -> Result<ModelCard, ModelError> {
     let p = dir.join(CARD);
-    let bytes = fs::read(&p).map_err(|e| format!("cannot read `{}`: {e}", p.display()))?;
-    let card: ModelCard = serde_json::from_slice(&bytes)
-        .map_err(|e| format!("`{}` is not a model card: {e}", p.display()))?;
+    let bytes = fs::read(&p).map_err(ModelError::io("read", &p))?;
+    let card: ModelCard = serde_json::from_slice(&bytes).map_err(|e| {
+        ModelError::Checkpoint(format!("`{}` is not a model card: {e}", p.display()))
+    })?;
     if card.format != CHECKPOINT_FORMAT {
-        return Err(format!(
+        return Err(ModelError::Checkpoint(format!(
             "`{}` has checkpoint format {} (this binary reads {CHECKPOINT_FORMAT})",
             p.display(),
             card.format
-        ));
+        )));
     }
     Ok(card)
 }

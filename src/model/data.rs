@@ -101,14 +101,18 @@ fn normalize(m: &Modality, norm: &FeatureNorm, used: bool) -> (Vec<f32>, Vec<boo
 }
 
 impl Prepared {
-    pub fn new(c: &Cohort, norm: &Normalization, class: ModelClass) -> Result<Prepared, String> {
+    pub fn new(
+        c: &Cohort,
+        norm: &Normalization,
+        class: ModelClass,
+    ) -> Result<Prepared, super::ModelError> {
         if norm.imaging.mean.len() != c.imaging.tokens * c.imaging.width
             || norm.clinical.mean.len() != c.clinical.tokens * c.clinical.width
         {
-            return Err(format!(
+            return Err(super::ModelError::Data(format!(
                 "cohort `{}` has imaging [{}, {}] and clinical [{}, {}] tokens, which do not match the model's input shapes",
                 c.name, c.imaging.tokens, c.imaging.width, c.clinical.tokens, c.clinical.width
-            ));
+            )));
         }
         let (use_img, use_clin) = class.uses();
         let (imaging, img_present) = normalize(&c.imaging, &norm.imaging, use_img);

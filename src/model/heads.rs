@@ -69,7 +69,7 @@ pub fn predict<B: Backend>(
     data: &Prepared,
     batch: usize,
     device: &B::Device,
-) -> Result<Vec<f32>, String> {
+) -> Result<Vec<f32>, super::ModelError> {
     let mut out = Vec::with_capacity(data.n);
     let idx: Vec<usize> = (0..data.n).collect();
     for chunk in idx.chunks(batch.max(1)) {

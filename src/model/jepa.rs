@@ -15,7 +15,7 @@ use super::encoder::{Dropout, Keys};
 use super::optim::{AdamW, Schedule, ema_update};
 use super::predictor::Predictor;
 use super::tokens::{BatchTensors, TokenEncoder};
-use super::{Arch, OptimSettings, PredictorArch};
+use super::{Arch, ModelError, OptimSettings, PredictorArch};
 use crate::rng::Rng;
 
 /// Everything a JEPA run needs besides the data.
@@ -267,9 +267,11 @@ pub fn pretrain<B: AutodiffBackend>(
     s: &JepaSettings,
     device: &B::Device,
     log: &mut dyn FnMut(&str),
-) -> Result<(JepaTrainer<B>, JepaOutcome), String> {
+) -> Result<(JepaTrainer<B>, JepaOutcome), ModelError> {
     if data.n == 0 {
-        return Err("the pretraining cohort is empty".to_string());
+        return Err(ModelError::Data(
+            "the pretraining cohort is empty".to_string(),
+        ));
     }
     let steps_per_epoch = data.n.div_ceil(s.batch_size.max(1));
     let total = steps_per_epoch * s.epochs;
@@ -307,7 +309,10 @@ pub fn pretrain<B: AutodiffBackend>(
                 momentum(s.ema, step, total),
             );
             if !st.loss.is_finite() {
-                return Err(format!("the JEPA loss became {} at step {step}", st.loss));
+                return Err(ModelError::Training(format!(
+                    "the JEPA loss became {} at step {step}",
+                    st.loss
+                )));
             }
             let k = idx.len() as f64;
             loss += st.loss * k;
@@ -335,7 +340,7 @@ pub fn pretrain<B: AutodiffBackend>(
     }
     let last = epochs
         .last()
-        .ok_or_else(|| "pretraining ran zero epochs".to_string())?;
+        .ok_or_else(|| ModelError::Training("pretraining ran zero epochs".to_string()))?;
     let std_min = epochs
         .iter()
         .map(|e| e.target_std)

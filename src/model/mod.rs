@@ -14,6 +14,7 @@ pub mod backend;
 pub mod checkpoint;
 pub mod data;
 pub mod encoder;
+pub mod error;
 pub mod heads;
 pub mod init;
 pub mod jepa;
@@ -24,6 +25,8 @@ pub mod tokens;
 pub mod train;
 
 use serde::{Deserialize, Serialize};
+
+pub use error::ModelError;
 
 /// Which modalities a classifier sees (the lab's `model_class`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -137,11 +140,11 @@ pub struct OptimSettings {
 /// A tensor's values on the host as `f32`.
 pub fn to_vec<B: burn::tensor::backend::Backend, const D: usize>(
     t: burn::tensor::Tensor<B, D>,
-) -> Result<Vec<f32>, String> {
+) -> Result<Vec<f32>, ModelError> {
     t.into_data()
         .convert::<f32>()
         .to_vec::<f32>()
-        .map_err(|e| format!("cannot read a tensor back: {e:?}"))
+        .map_err(|e| ModelError::Backend(format!("cannot read a tensor back: {e:?}")))
 }
 
 #[cfg(test)]

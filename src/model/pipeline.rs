@@ -15,7 +15,7 @@ use super::heads::{Classifier, predict as predict_logits};
 use super::jepa::{JepaOutcome, JepaSettings, pretrain};
 use super::tokens::TokenEncoder;
 use super::train::{TrainOutcome, TrainSettings, train_classifier};
-use super::{Arch, ModelClass, checkpoint::CHECKPOINT_FORMAT};
+use super::{Arch, ModelClass, ModelError, checkpoint::CHECKPOINT_FORMAT};
 use crate::cohort::Cohort;
 use crate::kinds::Backend;
 use crate::rng::Rng;
@@ -40,8 +40,8 @@ impl InitFrom {
     }
 }
 
-fn create(dir: &Path) -> Result<(), String> {
-    fs::create_dir_all(dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))
+fn create(dir: &Path) -> Result<(), ModelError> {
+    fs::create_dir_all(dir).map_err(ModelError::io("create", dir))
 }
 
 struct JepaJob<'a> {
@@ -52,7 +52,7 @@ struct JepaJob<'a> {
 }
 
 impl BackendJob for JepaJob<'_> {
-    type Output = Result<JepaOutcome, String>;
+    type Output = Result<JepaOutcome, ModelError>;
     fn run<B: AutodiffBackend>(self, device: B::Device, _info: &DeviceInfo) -> Self::Output {
         let norm = Normalization::fit(self.cohort);
         let data = Prepared::new(self.cohort, &norm, ModelClass::Multimodal)?;
@@ -94,7 +94,7 @@ pub fn pretrain_jepa(
     settings: JepaSettings,
     dir: &Path,
     log: &mut dyn FnMut(&str),
-) -> Result<(JepaOutcome, DeviceInfo), String> {
+) -> Result<(JepaOutcome, DeviceInfo), ModelError> {
     let info = device_info(backend);
     let out = run_on(
         backend,
@@ -125,7 +125,7 @@ struct TrainJob<'a> {
 }
 
 impl BackendJob for TrainJob<'_> {
-    type Output = Result<TrainOutcome, String>;
+    type Output = Result<TrainOutcome, ModelError>;
     fn run<B: AutodiffBackend>(self, device: B::Device, _info: &DeviceInfo) -> Self::Output {
         let mut settings = self.settings;
         let (norm, init_encoder) = match &self.init {
@@ -197,7 +197,7 @@ pub fn train(
     supervised_pretrain: bool,
     dir: &Path,
     log: &mut dyn FnMut(&str),
-) -> Result<(TrainOutcome, DeviceInfo), String> {
+) -> Result<(TrainOutcome, DeviceInfo), ModelError> {
     let info = device_info(backend);
     let kind = if supervised_pretrain {
         CheckpointKind::Supervised
@@ -225,17 +225,17 @@ struct PredictJob<'a> {
 }
 
 impl BackendJob for PredictJob<'_> {
-    type Output = Result<(ModelCard, Vec<Vec<f32>>), String>;
+    type Output = Result<(ModelCard, Vec<Vec<f32>>), ModelError>;
     fn run<B: AutodiffBackend>(self, device: B::Device, _info: &DeviceInfo) -> Self::Output {
         let card = checkpoint::read_card(self.dir)?;
         let mut rng = Rng::stream(0, "predict-shell");
         let shell = Classifier::<B::InnerBackend>::new(&card.arch, &mut rng, &device);
         let role = match card.kind {
             CheckpointKind::Jepa => {
-                return Err(format!(
+                return Err(ModelError::Checkpoint(format!(
                     "`{}` is a JEPA checkpoint without a classifier head: predict from a `train` stage",
                     self.dir.display()
-                ));
+                )));
             }
             _ => "classifier",
         };
@@ -254,7 +254,7 @@ pub fn predict(
     backend: Backend,
     dir: &Path,
     cohorts: &[(String, Cohort)],
-) -> Result<(ModelCard, Vec<Vec<f32>>, DeviceInfo), String> {
+) -> Result<(ModelCard, Vec<Vec<f32>>, DeviceInfo), ModelError> {
     let info = device_info(backend);
     let (card, scores) = run_on(backend, PredictJob { dir, cohorts })??;
     Ok((card, scores, info))

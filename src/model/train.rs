@@ -18,7 +18,7 @@ use super::encoder::Dropout;
 use super::heads::{Classifier, predict};
 use super::optim::{AdamW, Schedule};
 use super::tokens::{BatchTensors, TokenEncoder};
-use super::{Arch, OptimSettings};
+use super::{Arch, ModelError, OptimSettings};
 use crate::rng::Rng;
 
 type Best<B> = (Classifier<B>, usize, f64, Option<f64>);
@@ -116,11 +116,11 @@ pub fn train_step<B: AutodiffBackend>(
     batch: &BatchTensors<B>,
     drop: &mut Dropout,
     (lr, weight_decay, clip): (f64, f64, f64),
-) -> Result<(Classifier<B>, f64), String> {
+) -> Result<(Classifier<B>, f64), ModelError> {
     let y = batch
         .labels
         .clone()
-        .ok_or_else(|| "a training batch has no labels".to_string())?;
+        .ok_or_else(|| ModelError::Data("a training batch has no labels".to_string()))?;
     let loss = bce_with_logits(model.forward(batch, drop), y);
     let grads = loss.backward();
     let l = loss.into_scalar().elem::<f64>();
@@ -136,18 +136,18 @@ pub fn train_classifier<B: AutodiffBackend>(
     s: &TrainSettings,
     device: &B::Device,
     log: &mut dyn FnMut(&str),
-) -> Result<(Classifier<B::InnerBackend>, TrainOutcome), String> {
+) -> Result<(Classifier<B::InnerBackend>, TrainOutcome), ModelError> {
     let labels = data
         .labels
         .as_ref()
-        .ok_or_else(|| "the training cohort has no labels".to_string())?;
+        .ok_or_else(|| ModelError::Data("the training cohort has no labels".to_string()))?;
     let (train_idx, val_idx) =
         stratified_split(labels, s.val_fraction, &mut Rng::stream(s.seed, "split"));
     if train_idx.is_empty() || val_idx.is_empty() {
-        return Err(format!(
+        return Err(ModelError::Data(format!(
             "the training cohort ({} patients) is too small for a validation split of {}",
             data.n, s.val_fraction
-        ));
+        )));
     }
     let val = data.subset(&val_idx);
     let val_labels = val.labels.clone().unwrap_or_default();
@@ -213,7 +213,9 @@ pub fn train_classifier<B: AutodiffBackend>(
                 (sched.lr(step), sched.weight_decay(step), s.optim.clip_grad),
             )?;
             if !l.is_finite() {
-                return Err(format!("the training loss became {l} at step {step}"));
+                return Err(ModelError::Training(format!(
+                    "the training loss became {l} at step {step}"
+                )));
             }
             model = m;
             loss_sum += l * idx.len() as f64;
@@ -252,7 +254,7 @@ pub fn train_classifier<B: AutodiffBackend>(
         }
     }
     let (best_model, best_epoch, best_val_loss, best_val_auc) =
-        best.ok_or_else(|| "training ran zero epochs".to_string())?;
+        best.ok_or_else(|| ModelError::Training("training ran zero epochs".to_string()))?;
     Ok((
         best_model,
         TrainOutcome {

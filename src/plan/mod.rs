@@ -208,6 +208,9 @@ pub struct Plan {
 impl Plan {
     pub fn build(exp: &Experiment, store: &Store, opts: &PlanOptions) -> Result<Plan, PlanError> {
         let guard = store.pin_guard()?;
+        // A rerun of this experiment finds its files' digests without a stat-cache session.
+        let file = exp.workspace.join(&exp.file);
+        store.use_stat_snapshot(&format!("{}\0{}", exp.workspace.display(), file.display()));
         let inputs = hash_inputs(exp, store.stat_cache(), opts.verify_data)?;
         let mut committed: Vec<Option<StageRecord>> = vec![None; exp.stages.len()];
         let mut states = Vec::with_capacity(exp.stages.len());

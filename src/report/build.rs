@@ -13,6 +13,7 @@ use super::format as f;
 use super::input::{ComparisonDoc, EvaluationInput, ModelDoc, ReportConfig, ResultsDoc, SECTIONS};
 use super::view::*;
 use crate::dsl::coord_text;
+use crate::exec::manifest::{RunStatus, StageStatus};
 
 fn coords_label(coords: &[(String, Value)]) -> String {
     coords
@@ -657,14 +658,14 @@ pub fn provenance_view(run: &RunInfo, first: Option<&EvaluationInput>) -> Proven
         .map(|s| StageRow {
             name: s.name.clone(),
             kind: s.kind.clone(),
-            status: s.status.clone(),
+            status: s.status.to_string(),
             seed: s.seed,
             key: s.key.clone().unwrap_or_else(|| "—".into()),
             object: s.object.clone().unwrap_or_else(|| "—".into()),
             outs: s.outs.iter().map(|(k, v)| kv(k, v.clone())).collect(),
             duration: s.duration_ms.map_or("—".to_string(), f::duration_ms),
             attempts: s.attempts.map_or("—".to_string(), |a| a.to_string()),
-            reasons: if s.status == "fresh" {
+            reasons: if s.status == StageStatus::Fresh {
                 "reused from the store".to_string()
             } else if let Some(e) = &s.error {
                 e.clone()
@@ -676,7 +677,7 @@ pub fn provenance_view(run: &RunInfo, first: Option<&EvaluationInput>) -> Proven
     ProvenanceView {
         run_id: m.run_id.clone(),
         experiment_file: m.file.clone(),
-        status: m.status.clone(),
+        status: m.status.to_string(),
         started_at: m.started_at.clone(),
         finished_at: m.finished_at.clone(),
         duration: f::duration_ms(m.duration_ms),
@@ -724,7 +725,7 @@ pub fn reproduce_view(run: &RunInfo) -> ReproduceView {
         "re-render this report (nothing is recomputed)",
         format!("orchestrate report {}/{}", m.experiment, m.run_id),
     ));
-    if m.status != "ok" {
+    if m.status != RunStatus::Ok {
         caveats.push(format!(
             "this run finished with status `{}`: some stages did not complete",
             m.status

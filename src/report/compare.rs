@@ -515,7 +515,7 @@ pub fn build(
                         .join(", "),
                     experiment: m.experiment.clone(),
                     file: m.file.clone(),
-                    status: m.status.clone(),
+                    status: m.status.to_string(),
                     started_at: m.started_at.clone(),
                     git: m.provenance.git.as_ref().map_or("no git".to_string(), |g| {
                         format!(

@@ -20,7 +20,6 @@ use super::input::{CurveInput, EvaluationInput, ReportConfig, split_results};
 use super::render::Templates;
 use super::view::ReportInputs;
 use crate::dsl::{Dep, Experiment};
-use crate::exec::manifest::RunManifest;
 use crate::exec::{RunOutcome, StageOutcome};
 use crate::kinds::StageKind;
 
@@ -169,7 +168,10 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ReportErr
 
 /// Reads a run folder: its manifest and (if present) its report context.
 pub fn read_run(run_dir: &Path) -> Result<RunInfo, ReportError> {
-    let manifest: RunManifest = read_json(&run_dir.join("manifest.json"))?;
+    let path = run_dir.join("manifest.json");
+    let bytes = fs::read(&path).map_err(|e| ReportError::io(&path, e))?;
+    let manifest = crate::exec::manifest::parse(&bytes)
+        .map_err(|message| ReportError::Input { path, message })?;
     let ctx_path = run_dir.join(CONTEXT_FILE);
     let context = if ctx_path.is_file() {
         Some(read_json(&ctx_path)?)
@@ -198,7 +200,7 @@ fn evaluations_as_stored(run: &RunInfo) -> Result<Vec<EvaluationInput>, ReportEr
         .manifest
         .stages
         .iter()
-        .find(|s| s.kind == "evaluate" && (s.status == "ran" || s.status == "fresh"))
+        .find(|s| s.kind == "evaluate" && s.status.has_outputs())
         .map(|s| s.name.clone());
     split_results(&v)
         .into_iter()

@@ -40,6 +40,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::StageError;
 use super::config::{ConfigError, from_task, typed};
 use crate::cohort::{COHORT_FORMAT, Cohort, Modality};
 use crate::csv;
@@ -1189,9 +1190,9 @@ fn check_across_splits(loaded: &[LoadedSplit]) -> Result<(), LoadError> {
 }
 
 /// Reads the file behind dep `dep`; the name shown in errors is relative to the workspace.
-fn read_dep(task: &TaskFile, split: &str, key: &str, dep: &str) -> Result<Table, String> {
+fn read_dep(task: &TaskFile, split: &str, key: &str, dep: &str) -> Result<Table, StageError> {
     let (shown, file) = open_dep(task, split, key, dep)?;
-    Table::read(&shown, file).map_err(|e| e.to_string())
+    Table::read(&shown, file).map_err(|e| StageError::Input(e.to_string()))
 }
 
 /// The file behind dep `dep`, opened, with its name as shown in errors (relative to the
@@ -1201,34 +1202,32 @@ fn open_dep(
     split: &str,
     key: &str,
     dep: &str,
-) -> Result<(String, std::fs::File), String> {
+) -> Result<(String, std::fs::File), StageError> {
     let paths = task.inputs.get(dep).ok_or_else(|| {
         let declared: Vec<String> = task.inputs.keys().map(|k| format!("`{k}`")).collect();
-        format!(
+        StageError::Dependency(format!(
             "config splits.{split}.{key}: `{dep}` is not a dep of this stage (declared: {}); add it under `deps:`",
             if declared.is_empty() { "none".to_string() } else { declared.join(", ") }
-        )
+        ))
     })?;
     let [path] = paths.as_slice() else {
-        return Err(format!(
+        return Err(StageError::Dependency(format!(
             "config splits.{split}.{key}: dep `{dep}` names {} files; a split reads exactly one",
             paths.len()
-        ));
+        )));
     };
     let shown = path
         .strip_prefix(&task.workspace)
         .unwrap_or(path)
         .display()
         .to_string();
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot read `{shown}`: {e}"))?;
+    let file = std::fs::File::open(path).map_err(StageError::io("read", Path::new(&shown)))?;
     Ok((shown, file))
 }
 
-pub fn run(task: &TaskFile, log: &mut dyn Write) -> Result<Value, String> {
+pub fn run(task: &TaskFile, log: &mut dyn Write) -> Result<Value, StageError> {
     let cfg: CohortConfig = from_task(&task.config)?;
-    let cfg = cfg
-        .normalize()
-        .map_err(|e| format!("config {}: {}", e.path.join("."), e.message))?;
+    let cfg = cfg.normalize().map_err(StageError::Config)?;
     let label = cfg.label_column().to_string();
     // A declared dep no split reads is most likely a typo in `splits`: refuse it.
     let referenced: Vec<&String> = cfg
@@ -1238,9 +1237,9 @@ pub fn run(task: &TaskFile, log: &mut dyn Write) -> Result<Value, String> {
         .flatten()
         .collect();
     if let Some(unused) = task.inputs.keys().find(|d| !referenced.contains(d)) {
-        return Err(format!(
+        return Err(StageError::Dependency(format!(
             "dep `{unused}` is not read by any split: reference it under `config.splits` or remove it"
-        ));
+        )));
     }
     let mut loaded = Vec::with_capacity(cfg.splits.len());
     // Splits in the fixed order of SPLIT_NAMES, so messages and logs never depend on map order.
@@ -1257,28 +1256,35 @@ pub fn run(task: &TaskFile, log: &mut dyn Write) -> Result<Value, String> {
             }
             (CsvFormat::Plain, _, _, Some(t)) => {
                 let (shown, file) = open_dep(task, split, "table", t)?;
-                let table = Table::open(&shown, file).map_err(|e| e.to_string())?;
-                let plain = cfg
-                    .plain
-                    .as_ref()
-                    .ok_or("config: `format: plain` needs `plain:`")?;
+                let table =
+                    Table::open(&shown, file).map_err(|e| StageError::Input(e.to_string()))?;
+                let plain = cfg.plain.as_ref().ok_or_else(|| {
+                    StageError::Config(ConfigError {
+                        path: vec!["plain".to_string()],
+                        message: "`format: plain` needs `plain:`".to_string(),
+                    })
+                })?;
                 load_plain(split, table, plain, &label)
             }
             _ => {
-                return Err(format!(
-                    "config splits.{split}: files do not match the format"
-                ));
+                return Err(StageError::Config(ConfigError {
+                    path: vec!["splits".to_string(), split.to_string()],
+                    message: "files do not match the format".to_string(),
+                }));
             }
         };
-        loaded.push(one.map_err(|e| e.to_string())?);
+        loaded.push(one.map_err(|e| StageError::Input(e.to_string()))?);
     }
-    check_across_splits(&loaded).map_err(|e| e.to_string())?;
+    check_across_splits(&loaded).map_err(|e| StageError::Input(e.to_string()))?;
     // The same rule as `orchestrate stats`: a labeled split must be one an AUC can be computed on.
     for s in &loaded {
         if let Some(labels) = &s.cohort.labels {
             let n_pos = labels.iter().filter(|l| **l == 1).count();
             crate::cohort::check_classes(n_pos, labels.len() - n_pos).map_err(|m| {
-                format!("split `{}` (`{}`): {m}", s.cohort.name, s.width_origin[1].0)
+                StageError::Input(format!(
+                    "split `{}` (`{}`): {m}",
+                    s.cohort.name, s.width_origin[1].0
+                ))
             })?;
         }
     }
@@ -1288,7 +1294,7 @@ pub fn run(task: &TaskFile, log: &mut dyn Write) -> Result<Value, String> {
     for s in &loaded {
         let c = &s.cohort;
         c.write(&task.out_dir.join(&c.name))
-            .map_err(|e| e.to_string())?;
+            .map_err(StageError::cohort)?;
         let no_img = c.imaging.present.iter().filter(|p| !**p).count();
         let no_clin = c.clinical.present.iter().filter(|p| !**p).count();
         let prevalence = c.prevalence();
@@ -1314,7 +1320,7 @@ pub fn run(task: &TaskFile, log: &mut dyn Write) -> Result<Value, String> {
         metrics.insert(format!("missing_clinical_{}", c.name), json!(no_clin));
     }
     log.write_all(summary.as_bytes())
-        .map_err(|e| format!("cannot write the log: {e}"))?;
+        .map_err(StageError::io("write", Path::new("the log")))?;
     Ok(Value::Object(metrics))
 }
 
@@ -1493,7 +1499,7 @@ mod tests {
             lab_config(&["internal"]),
             &[("internal_clin", clinical), ("internal_img", imaging)],
         );
-        run(&t, &mut Vec::new()).unwrap_err()
+        run(&t, &mut Vec::new()).unwrap_err().to_string()
     }
 
     const CLIN: &str = "pid,id,session,shifted_scan_date,Duration,lung_cancer,exp-000,exp-001\n\
@@ -1668,7 +1674,7 @@ mod tests {
                 config,
                 &[("internal_clin", &clin), ("internal_img", &img)],
             );
-            let err = run(&t, &mut Vec::new()).unwrap_err();
+            let err = run(&t, &mut Vec::new()).unwrap_err().to_string();
             assert!(err.starts_with(want), "want `{want}`\n got `{err}`");
         }
         // Five nodule tokens wanted, one given.
@@ -1699,7 +1705,7 @@ mod tests {
             config,
             &[("ic", CLIN), ("ii", IMG), ("ec", &ext), ("ei", img_ext)],
         );
-        let err = run(&t, &mut Vec::new()).unwrap_err();
+        let err = run(&t, &mut Vec::new()).unwrap_err().to_string();
         assert!(
             err.starts_with("`ec.csv` line 3, column `pid`: split overlap: patient `p2` of split `external` is also in split `internal` (`ic.csv` line 3)"),
             "{err}"
@@ -1714,7 +1720,7 @@ mod tests {
             lab_config(&["internal"]),
             &[("internal_clin", CLIN)],
         );
-        let err = run(&t, &mut Vec::new()).unwrap_err();
+        let err = run(&t, &mut Vec::new()).unwrap_err().to_string();
         assert!(
             err.contains("`internal_img` is not a dep of this stage"),
             "{err}"
@@ -1733,7 +1739,7 @@ mod tests {
                 ("extra", CLIN),
             ],
         );
-        let err = run(&t, &mut Vec::new()).unwrap_err();
+        let err = run(&t, &mut Vec::new()).unwrap_err().to_string();
         assert!(
             err.contains("dep `extra` is not read by any split"),
             "{err}"

@@ -21,7 +21,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::config::{ConfigError, from_task, typed};
+use super::StageError;
+use super::config::{ConfigError, from_task, key_error, typed};
 use crate::kinds::DepSpec;
 use crate::results::{
     BootstrapDoc, BootstrapMethodDoc, CalibrationDoc, CohortDoc, ComparisonDoc, IntervalDoc,
@@ -104,10 +105,10 @@ impl Default for EvaluateConfig {
 pub fn resolve(raw: &Value) -> Result<Value, ConfigError> {
     let (c, json) = typed::<EvaluateConfig>(raw)?;
     if !(c.level > 0.0 && c.level < 1.0) {
-        return Err(ConfigError {
-            path: vec!["level".into()],
-            message: format!("level {} must be between 0 and 1 (e.g. 0.95)", c.level),
-        });
+        return Err(key_error(
+            "level",
+            format!("level {} must be between 0 and 1 (e.g. 0.95)", c.level),
+        ));
     }
     if c.bootstrap.resamples < 100 {
         return Err(ConfigError {
@@ -595,35 +596,40 @@ fn interval(lo: f64, hi: f64, se: f64) -> IntervalDoc {
     }
 }
 
-pub fn run(task: &TaskFile, log: &mut dyn Write) -> Result<Value, String> {
+pub fn run(task: &TaskFile, log: &mut dyn Write) -> Result<Value, StageError> {
     let cfg: EvaluateConfig = from_task(&task.config)?;
     let mut rows = Vec::new();
     for (name, paths) in &task.inputs {
         if name != "truth" {
             for path in paths {
-                read_scores(path, &mut rows)?;
+                read_scores(path, &mut rows).map_err(StageError::Input)?;
             }
         }
     }
     if rows.is_empty() {
-        return Err("no scores to evaluate: declare the predictions as deps".to_string());
+        return Err(StageError::Dependency(
+            "no scores to evaluate: declare the predictions as deps".to_string(),
+        ));
     }
     let truth = match task.inputs.get("truth").and_then(|p| p.first()) {
         Some(p) => Some(
             std::fs::read(p)
                 .ok()
                 .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-                .ok_or_else(|| format!("cannot read `{}` as JSON", p.display()))?,
+                .ok_or_else(|| {
+                    StageError::Input(format!("cannot read `{}` as JSON", p.display()))
+                })?,
         ),
         None => None,
     };
-    let results = evaluate_doc(&task.stage, &rows, &cfg, truth.as_ref())?;
+    let results =
+        evaluate_doc(&task.stage, &rows, &cfg, truth.as_ref()).map_err(StageError::Input)?;
     let out = task.out_dir.join("results.json");
     // Through a `Value`, as every JSON document here: sorted keys, canonical bytes.
     let bytes = serde_json::to_value(&results)
         .and_then(|v| serde_json::to_vec_pretty(&v))
-        .map_err(|e| e.to_string())?;
-    std::fs::write(&out, bytes).map_err(|e| format!("cannot write `{}`: {e}", out.display()))?;
+        .expect("results serialize");
+    std::fs::write(&out, bytes).map_err(StageError::io("write", &out))?;
     let nan = |x: Option<f64>| x.unwrap_or(f64::NAN);
     let mut summary = serde_json::Map::new();
     for m in &results.models {

@@ -5,6 +5,7 @@
 pub mod cohort;
 pub mod command;
 pub mod config;
+pub mod error;
 pub mod evaluate;
 pub mod predict;
 pub mod pretrain;
@@ -18,6 +19,7 @@ use std::io::Write;
 use serde_json::Value;
 
 pub use config::ConfigError;
+pub use error::StageError;
 
 use crate::kinds::{DepSpec, KindSchemas, StageKind};
 use crate::task::TaskFile;
@@ -81,9 +83,11 @@ impl KindSchemas for Builtin {
 
 /// Runs a built-in task inside a worker; returns the stage's metrics. `log` is the task's
 /// standard output file.
-pub fn run_builtin(task: &TaskFile, log: &mut dyn Write) -> Result<Value, String> {
+pub fn run_builtin(task: &TaskFile, log: &mut dyn Write) -> Result<Value, StageError> {
     match task.kind {
-        StageKind::Command => Err("command stages are run by the worker through `sh`".to_string()),
+        StageKind::Command => Err(StageError::Dependency(
+            "command stages are run by the worker through `sh`".to_string(),
+        )),
         StageKind::Synth => synth::run(task, log),
         StageKind::Cohort => cohort::run(task, log),
         StageKind::Evaluate => evaluate::run(task, log),

@@ -11,8 +11,9 @@ use std::io::Write;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::config::{ConfigError, from_task, typed};
-use super::pretrain::{one_input, read_cohort};
+use super::StageError;
+use super::config::{ConfigError, from_task, key_error, typed};
+use super::pretrain::{missing, one_input, read_cohort};
 use crate::kinds::DepSpec;
 use crate::model::pipeline;
 use crate::task::TaskFile;
@@ -41,10 +42,10 @@ impl Default for PredictConfig {
 pub fn resolve(raw: &Value) -> Result<Value, ConfigError> {
     let (cfg, json) = typed::<PredictConfig>(raw)?;
     if cfg.label.is_empty() || cfg.label.contains([',', '\n', '"', '\r']) {
-        return Err(ConfigError {
-            path: vec!["label".to_string()],
-            message: "must be a non-empty name without commas, quotes or newlines".to_string(),
-        });
+        return Err(key_error(
+            "label",
+            "must be a non-empty name without commas, quotes or newlines",
+        ));
     }
     Ok(json)
 }
@@ -61,9 +62,9 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-pub fn run(task: &TaskFile, log: &mut dyn Write) -> Result<Value, String> {
+pub fn run(task: &TaskFile, log: &mut dyn Write) -> Result<Value, StageError> {
     let cfg: PredictConfig = from_task(&task.config)?;
-    let model_dir = one_input(task, "model")?.ok_or("dependency `model` is missing")?;
+    let model_dir = one_input(task, "model")?.ok_or_else(|| missing("model"))?;
     let mut cohorts = Vec::new();
     // Sorted by dependency name, so rows come in cohort order.
     let mut names: Vec<&str> = DEPS.optional.to_vec();
@@ -74,11 +75,12 @@ pub fn run(task: &TaskFile, log: &mut dyn Write) -> Result<Value, String> {
         }
     }
     if cohorts.is_empty() {
-        return Err(
+        return Err(StageError::Dependency(
             "no cohort to score: give at least one of `internal`, `external`, `test`".to_string(),
-        );
+        ));
     }
-    let (card, scores, info) = pipeline::predict(task.backend, model_dir, &cohorts)?;
+    let (card, scores, info) =
+        pipeline::predict(task.backend, model_dir, &cohorts).map_err(StageError::model)?;
     let mut csv = String::from("model,seed,cohort,id,label,score\n");
     let mut counts = serde_json::Map::new();
     for ((name, c), s) in cohorts.iter().zip(&scores) {
@@ -104,7 +106,7 @@ pub fn run(task: &TaskFile, log: &mut dyn Write) -> Result<Value, String> {
         let _ = writeln!(log, "scored {} patients of `{name}`", c.n);
     }
     let path = task.out_dir.join("scores.csv");
-    std::fs::write(&path, csv).map_err(|e| format!("cannot write `scores.csv`: {e}"))?;
+    std::fs::write(&path, csv).map_err(StageError::io("write", &path))?;
     Ok(json!({
         "label": cfg.label,
         "model_class": card.model_class,

@@ -17,7 +17,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::config::{ConfigError, from_task, typed};
+use super::StageError;
+use super::config::{
+    ConfigError, check_rates, check_sizes, check_unit, from_task, key_error, typed,
+};
 use crate::cohort::Cohort;
 use crate::kinds::DepSpec;
 use crate::model::jepa::JepaSettings;
@@ -147,97 +150,49 @@ impl Default for PretrainConfig {
     }
 }
 
-fn err(key: &str, message: &str) -> ConfigError {
-    ConfigError {
-        path: vec![key.to_string()],
-        message: message.to_string(),
-    }
-}
-
-/// Checks shared by `pretrain` and `train` configs.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn check_common(
-    embedding_dim: usize,
-    depth: usize,
-    heads: usize,
-    dim_head: usize,
-    mlp_dim: usize,
-    dropout: f64,
-    batch_size: usize,
-    epochs: usize,
-    lrs: &[(&str, f64)],
-    val_fraction: f64,
-) -> Result<(), ConfigError> {
-    for (k, v) in [
-        ("embedding_dim", embedding_dim),
-        ("depth", depth),
-        ("heads", heads),
-        ("dim_head", dim_head),
-        ("mlp_dim", mlp_dim),
-        ("batch_size", batch_size),
-        ("epochs", epochs),
-    ] {
-        if v == 0 {
-            return Err(err(k, "must be at least 1"));
-        }
-    }
-    if !(0.0..1.0).contains(&dropout) {
-        return Err(err("dropout", "must be in [0, 1)"));
-    }
-    for (k, v) in lrs {
-        if !v.is_finite() || *v < 0.0 {
-            return Err(err(k, "must be a finite number ≥ 0"));
-        }
-    }
-    if !(val_fraction > 0.0 && val_fraction < 1.0) {
-        return Err(err("val_fraction", "must be in (0, 1)"));
-    }
-    Ok(())
-}
-
 impl PretrainConfig {
     fn check(&self) -> Result<(), ConfigError> {
-        check_common(
-            self.embedding_dim,
-            self.depth,
-            self.heads,
-            self.dim_head,
-            self.mlp_dim,
-            self.dropout,
-            self.batch_size,
-            self.epochs,
-            &[
-                ("lr", self.lr),
-                ("start_lr", self.start_lr),
-                ("final_lr", self.final_lr),
-                ("warmup", self.warmup),
-                ("weight_decay", self.weight_decay),
-                ("final_weight_decay", self.final_weight_decay),
-                ("clip_grad", self.clip_grad),
-                ("collapse_std", self.collapse_std),
-            ],
-            self.val_fraction,
-        )?;
+        check_sizes(&[
+            ("embedding_dim", self.embedding_dim),
+            ("depth", self.depth),
+            ("heads", self.heads),
+            ("dim_head", self.dim_head),
+            ("mlp_dim", self.mlp_dim),
+            ("batch_size", self.batch_size),
+            ("epochs", self.epochs),
+        ])?;
+        check_unit("dropout", self.dropout, false)?;
+        check_rates(&[
+            ("lr", self.lr),
+            ("start_lr", self.start_lr),
+            ("final_lr", self.final_lr),
+            ("warmup", self.warmup),
+            ("weight_decay", self.weight_decay),
+            ("final_weight_decay", self.final_weight_decay),
+            ("clip_grad", self.clip_grad),
+            ("collapse_std", self.collapse_std),
+        ])?;
+        check_unit("val_fraction", self.val_fraction, true)?;
         if self.lr <= 0.0 {
-            return Err(err("lr", "must be > 0"));
+            return Err(key_error("lr", "must be > 0"));
         }
         if self.pred_depth == 0 || self.pred_emb_dim == 0 {
-            return Err(err(
+            return Err(key_error(
                 "pred_depth",
                 "pred_depth and pred_emb_dim must be at least 1",
             ));
         }
         let [a, b] = self.ema;
         if !(0.0..=1.0).contains(&a) || !(0.0..=1.0).contains(&b) || a > b {
-            return Err(err("ema", "must be [start, end] with 0 ≤ start ≤ end ≤ 1"));
+            return Err(key_error(
+                "ema",
+                "must be [start, end] with 0 ≤ start ≤ end ≤ 1",
+            ));
         }
         if !(0.0..=1.0).contains(&self.cross_modal_prob) {
-            return Err(err("cross_modal_prob", "must be in [0, 1]"));
+            return Err(key_error("cross_modal_prob", "must be in [0, 1]"));
         }
-        if !(self.mask_ratio > 0.0 && self.mask_ratio < 1.0) {
-            return Err(err("mask_ratio", "must be in (0, 1)"));
-        }
-        Ok(())
+        check_unit("mask_ratio", self.mask_ratio, true)
     }
 
     fn arch(&self, c: &Cohort) -> Arch {
@@ -284,25 +239,27 @@ pub fn outputs(_config: &Value) -> Vec<(String, String)> {
 }
 
 /// The single path of dependency `name`.
-pub(crate) fn one_input<'a>(task: &'a TaskFile, name: &str) -> Result<Option<&'a Path>, String> {
+pub(crate) fn one_input<'a>(
+    task: &'a TaskFile,
+    name: &str,
+) -> Result<Option<&'a Path>, StageError> {
     match task.inputs.get(name).map(Vec::as_slice) {
         None | Some([]) => Ok(None),
         Some([p]) => Ok(Some(p.as_path())),
-        Some(many) => Err(format!(
+        Some(many) => Err(StageError::Dependency(format!(
             "dependency `{name}` must be one cohort or model, got {} paths",
             many.len()
-        )),
+        ))),
     }
 }
 
-pub(crate) fn read_cohort(p: &Path) -> Result<Cohort, String> {
-    Cohort::read(p).map_err(|e| {
-        let mut s = e.to_string();
-        if let Some(src) = std::error::Error::source(&e) {
-            s.push_str(&format!(": {src}"));
-        }
-        s
-    })
+/// The error for a required dependency that the task does not give.
+pub(crate) fn missing(name: &str) -> StageError {
+    StageError::Dependency(format!("dependency `{name}` is missing"))
+}
+
+pub(crate) fn read_cohort(p: &Path) -> Result<Cohort, StageError> {
+    Cohort::read(p).map_err(StageError::cohort)
 }
 
 pub(crate) fn logger(log: &mut dyn Write) -> impl FnMut(&str) + '_ {
@@ -311,14 +268,14 @@ pub(crate) fn logger(log: &mut dyn Write) -> impl FnMut(&str) + '_ {
     }
 }
 
-pub(crate) fn write_json(path: PathBuf, v: &impl Serialize) -> Result<(), String> {
-    let bytes = serde_json::to_vec_pretty(v).map_err(|e| e.to_string())?;
-    std::fs::write(&path, bytes).map_err(|e| format!("cannot write `{}`: {e}", path.display()))
+pub(crate) fn write_json(path: PathBuf, v: &impl Serialize) -> Result<(), StageError> {
+    let bytes = serde_json::to_vec_pretty(v).expect("stage documents serialize");
+    std::fs::write(&path, bytes).map_err(StageError::io("write", &path))
 }
 
-pub fn run(task: &TaskFile, log: &mut dyn Write) -> Result<Value, String> {
+pub fn run(task: &TaskFile, log: &mut dyn Write) -> Result<Value, StageError> {
     let cfg: PretrainConfig = from_task(&task.config)?;
-    let data_dir = one_input(task, "data")?.ok_or("dependency `data` is missing")?;
+    let data_dir = one_input(task, "data")?.ok_or_else(|| missing("data"))?;
     let cohort = read_cohort(data_dir)?;
     let seed = cfg.random_seed.unwrap_or(task.seed);
     let model_dir = task.out_dir.join("model");
@@ -343,7 +300,8 @@ pub fn run(task: &TaskFile, log: &mut dyn Write) -> Result<Value, String> {
                 seed,
             };
             let (out, info) =
-                pipeline::pretrain_jepa(task.backend, &cohort, settings, &model_dir, &mut logf)?;
+                pipeline::pretrain_jepa(task.backend, &cohort, settings, &model_dir, &mut logf)
+                    .map_err(StageError::model)?;
             write_json(curve_path, &json!({"method": "jepa", "epochs": out.epochs}))?;
             if out.collapsed {
                 logf(&format!(
@@ -389,7 +347,8 @@ pub fn run(task: &TaskFile, log: &mut dyn Write) -> Result<Value, String> {
                 true,
                 &model_dir,
                 &mut logf,
-            )?;
+            )
+            .map_err(StageError::model)?;
             write_json(
                 curve_path,
                 &json!({"method": "supervised", "epochs": out.epochs}),

@@ -14,6 +14,7 @@ use std::io::Write;
 
 use serde_json::{Value, json};
 
+use super::StageError;
 use super::config::{ConfigError, from_task, typed};
 use crate::kinds::DepSpec;
 use crate::report::input::{CurveInput, EvaluationInput, ReportConfig, SECTIONS, split_results};
@@ -42,23 +43,26 @@ pub fn outputs(_config: &Value) -> Vec<(String, String)> {
     vec![("report".to_string(), "report.html".to_string())]
 }
 
-fn read_json(path: &std::path::Path) -> Result<Value, String> {
-    let bytes =
-        std::fs::read(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
-    serde_json::from_slice(&bytes).map_err(|e| format!("`{}` is not JSON: {e}", path.display()))
+fn read_json(path: &std::path::Path) -> Result<Value, StageError> {
+    let bytes = std::fs::read(path).map_err(StageError::io("read", path))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| StageError::Input(format!("`{}` is not JSON: {e}", path.display())))
 }
 
-pub fn run(task: &TaskFile, log: &mut dyn Write) -> Result<Value, String> {
+pub fn run(task: &TaskFile, log: &mut dyn Write) -> Result<Value, StageError> {
     let config: ReportConfig = from_task(&task.config)?;
     let mut evaluations = Vec::new();
     let results = task
         .inputs
         .get("results")
-        .ok_or("dependency `results` is missing")?;
+        .ok_or_else(|| super::pretrain::missing("results"))?;
     for (k, path) in results.iter().enumerate() {
         for (stage, doc) in split_results(&read_json(path)?) {
             let doc = crate::results::parse(doc).map_err(|e| {
-                format!("`{}` is not an evaluate results file: {e}", path.display())
+                StageError::Input(format!(
+                    "`{}` is not an evaluate results file: {e}",
+                    path.display()
+                ))
             })?;
             evaluations.push(EvaluationInput {
                 stage: stage.or_else(|| (results.len() > 1).then(|| format!("results #{}", k + 1))),
@@ -91,9 +95,10 @@ pub fn run(task: &TaskFile, log: &mut dyn Write) -> Result<Value, String> {
         paper: Value::Null,
         run: None,
     };
-    let (view, html) = render_report(&inputs, &Templates::embedded()).map_err(|e| e.to_string())?;
+    let (view, html) =
+        render_report(&inputs, &Templates::embedded()).map_err(StageError::report)?;
     let out = task.out_dir.join("report.html");
-    std::fs::write(&out, &html).map_err(|e| format!("cannot write `{}`: {e}", out.display()))?;
+    std::fs::write(&out, &html).map_err(StageError::io("write", &out))?;
     let _ = writeln!(
         log,
         "report: {} evaluation(s), {} curve(s), {} bytes",

@@ -7,9 +7,11 @@
 //! folders and reports metrics.
 
 use std::io::Write;
+use std::path::Path;
 
 use serde_json::{Value, json};
 
+use super::StageError;
 use super::config::{ConfigError, from_task, typed};
 use crate::kinds::DepSpec;
 pub use crate::synth::SynthConfig;
@@ -51,15 +53,19 @@ fn metric(v: Option<&Option<f64>>) -> Value {
     v.copied().flatten().map_or(Value::Null, |x| json!(x))
 }
 
-pub fn run(task: &TaskFile, log: &mut dyn Write) -> Result<Value, String> {
+pub fn run(task: &TaskFile, log: &mut dyn Write) -> Result<Value, StageError> {
     let cfg: SynthConfig = from_task(&task.config)?;
-    cfg.check()
-        .map_err(|(key, message)| format!("config {key}: {message}"))?;
+    cfg.check().map_err(|(key, message)| {
+        StageError::Config(ConfigError {
+            path: vec![key.to_string()],
+            message,
+        })
+    })?;
     let study = crate::synth::generate(&cfg, task.seed);
     for cohort in &study.cohorts {
         cohort
             .write(&task.out_dir.join(&cohort.name))
-            .map_err(|e| format!("{e}"))?;
+            .map_err(StageError::cohort)?;
     }
     let truth = &study.truth;
     let doc = json!({
@@ -70,8 +76,8 @@ pub fn run(task: &TaskFile, log: &mut dyn Write) -> Result<Value, String> {
         "config": task.config,
     });
     let path = task.out_dir.join("truth.json");
-    let bytes = serde_json::to_vec_pretty(&doc).map_err(|e| e.to_string())?;
-    std::fs::write(&path, bytes).map_err(|e| format!("cannot write `truth.json`: {e}"))?;
+    let bytes = serde_json::to_vec_pretty(&doc).expect("JSON values serialize");
+    std::fs::write(&path, bytes).map_err(StageError::io("write", &path))?;
 
     let fmt = |v: Option<&Option<f64>>| match v.copied().flatten() {
         Some(x) => format!("{x:.3}"),
@@ -95,7 +101,7 @@ pub fn run(task: &TaskFile, log: &mut dyn Write) -> Result<Value, String> {
         fmt(truth.prevalence.get("external")),
     );
     log.write_all(summary.as_bytes())
-        .map_err(|e| format!("cannot write the log: {e}"))?;
+        .map_err(StageError::io("write", Path::new("the log")))?;
 
     let mut metrics = serde_json::Map::new();
     for split in ["internal", "external"] {

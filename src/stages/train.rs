@@ -15,8 +15,11 @@ use std::io::Write;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::config::{ConfigError, from_task, typed};
-use super::pretrain::{LrSchedule, check_common, logger, one_input, read_cohort, write_json};
+use super::StageError;
+use super::config::{
+    ConfigError, check_rates, check_sizes, check_unit, from_task, key_error, typed,
+};
+use super::pretrain::{LrSchedule, logger, missing, one_input, read_cohort, write_json};
 use crate::kinds::DepSpec;
 use crate::model::pipeline::{self, Init, InitFrom};
 use crate::model::train::TrainSettings;
@@ -110,30 +113,27 @@ impl Default for TrainConfig {
 
 impl TrainConfig {
     fn check(&self) -> Result<(), ConfigError> {
-        check_common(
-            self.embedding_dim,
-            self.depth,
-            self.heads,
-            self.dim_head,
-            self.mlp_dim,
-            self.dropout,
-            self.batch_size,
-            self.epochs,
-            &[
-                ("lr", self.lr),
-                ("start_lr", self.start_lr),
-                ("final_lr", self.final_lr),
-                ("weight_decay", self.weight_decay),
-                ("final_weight_decay", self.final_weight_decay),
-                ("clip_grad", self.clip_grad),
-            ],
-            self.val_fraction,
-        )?;
+        check_sizes(&[
+            ("embedding_dim", self.embedding_dim),
+            ("depth", self.depth),
+            ("heads", self.heads),
+            ("dim_head", self.dim_head),
+            ("mlp_dim", self.mlp_dim),
+            ("batch_size", self.batch_size),
+            ("epochs", self.epochs),
+        ])?;
+        check_unit("dropout", self.dropout, false)?;
+        check_rates(&[
+            ("lr", self.lr),
+            ("start_lr", self.start_lr),
+            ("final_lr", self.final_lr),
+            ("weight_decay", self.weight_decay),
+            ("final_weight_decay", self.final_weight_decay),
+            ("clip_grad", self.clip_grad),
+        ])?;
+        check_unit("val_fraction", self.val_fraction, true)?;
         if self.lr <= 0.0 {
-            return Err(ConfigError {
-                path: vec!["lr".to_string()],
-                message: "must be > 0".to_string(),
-            });
+            return Err(key_error("lr", "must be > 0"));
         }
         Ok(())
     }
@@ -155,13 +155,13 @@ pub fn resolve(raw: &Value) -> Result<Value, ConfigError> {
         if let Some(v) = value
             && v >= cfg.epochs
         {
-            return Err(ConfigError {
-                path: vec![key.to_string()],
-                message: format!(
+            return Err(key_error(
+                key,
+                format!(
                     "must be below `epochs` ({}): no epoch would be left to keep",
                     cfg.epochs
                 ),
-            });
+            ));
         }
     }
     Ok(json)
@@ -196,10 +196,7 @@ pub fn unused_key(raw: &Value, deps: &[&str]) -> Option<ConfigError> {
             "only applies with an `init` dependency (a pretrained encoder); remove it or add `init`",
         )
     };
-    Some(ConfigError {
-        path: vec![key.to_string()],
-        message: why.to_string(),
-    })
+    Some(key_error(key, why))
 }
 
 pub fn outputs(_config: &Value) -> Vec<(String, String)> {
@@ -209,9 +206,9 @@ pub fn outputs(_config: &Value) -> Vec<(String, String)> {
     ]
 }
 
-pub fn run(task: &TaskFile, log: &mut dyn Write) -> Result<Value, String> {
+pub fn run(task: &TaskFile, log: &mut dyn Write) -> Result<Value, StageError> {
     let cfg: TrainConfig = from_task(&task.config)?;
-    let data_dir = one_input(task, "data")?.ok_or("dependency `data` is missing")?;
+    let data_dir = one_input(task, "data")?.ok_or_else(|| missing("data"))?;
     let cohort = read_cohort(data_dir)?;
     let init = one_input(task, "init")?.map(|dir| Init {
         dir,
@@ -261,7 +258,8 @@ pub fn run(task: &TaskFile, log: &mut dyn Write) -> Result<Value, String> {
         false,
         &model_dir,
         &mut logf,
-    )?;
+    )
+    .map_err(StageError::model)?;
     write_json(
         task.out_dir.join("curve.json"),
         &json!({

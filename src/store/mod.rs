@@ -96,6 +96,9 @@ pub enum ObjectState {
 
 /// An open store. A writer ([`Store::open`]) holds a [`Session`] for as long as it lives; a
 /// reader ([`Store::open_read`]) writes nothing at all, so it also works on a read-only copy.
+/// The folder of the stat snapshots ([`StatIndex::use_snapshot`]).
+const STAT_SNAPSHOTS: &str = "stat-snapshots";
+
 pub struct Store {
     root: PathBuf,
     stat: StatIndex,
@@ -166,6 +169,19 @@ impl Store {
     /// Forgets the stat-cache entries under `prefix` (an object about to be collected).
     pub fn forget_stats(&self, prefix: &Path) {
         self.stat.remove_prefix(prefix);
+    }
+
+    /// Puts the stat snapshot of `scope` (a workspace's experiment file) in front of the stat
+    /// cache for this process ([`StatIndex::use_snapshot`]).
+    pub fn use_stat_snapshot(&self, scope: &str) {
+        self.stat
+            .use_snapshot(&self.root.join(STAT_SNAPSHOTS), scope);
+    }
+
+    /// Deletes every scope's stat snapshot (gc, after collecting objects: the snapshots are
+    /// rebuilt by the next runs).
+    pub fn drop_stat_snapshots(&self) {
+        let _ = fs::remove_dir_all(self.root.join(STAT_SNAPSHOTS));
     }
 
     fn session(&self) -> Result<&Session, StoreError> {
@@ -529,13 +545,6 @@ fn make_writable(p: &Path) {
             let _ = fs::set_permissions(path, fs::Permissions::from_mode(mode));
         }
     });
-}
-
-/// This machine's host name.
-pub fn host_name() -> String {
-    fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "unknown".into())
 }
 
 #[cfg(test)]

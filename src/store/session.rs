@@ -21,7 +21,8 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Store, StoreError, host_name, io, read_dir_or_empty};
+use super::{Store, StoreError, io, read_dir_or_empty};
+use crate::task::host_name;
 
 /// How often a live process refreshes its session and claim files.
 pub(crate) const HEARTBEAT: Duration = Duration::from_secs(10);

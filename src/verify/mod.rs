@@ -4,7 +4,7 @@
 //! A *lock* ([`Lock`], `experiments/<name>.lock`) pins what one complete run of an experiment
 //! produced: every stage's key (with its key JSON, so differences explain themselves), output
 //! digests and scalar metrics, the data digests, the code identity of each stage kind, the
-//! platform and backend, and the tolerance policy. [`compare`] checks a recomputation (itself
+//! platform and backend, and the tolerance policy. [`verdict`] checks a recomputation (itself
 //! described as a lock) against it, item by item, names the first differing stage whose inputs
 //! were identical as the root cause and marks what lies downstream of it as consequences.
 //! [`bundle`] packs everything a reviewer needs offline into one `.tar.gz`.
@@ -15,17 +15,17 @@
 
 pub mod archive;
 pub mod bundle;
-mod compare;
 mod lock;
 mod render;
+mod verdict;
 
-pub use compare::{Outcome, Row, StageRole, StageVerdict, Verification, compare};
 pub use lock::{
     DEFAULT_METRIC_TOLERANCES, LOCK_FORMAT, Lock, LockStage, MAX_AUC_TOLERANCE, Platform, RunParts,
     SamePlatformRule, TolerancePolicy, lock_bytes, lock_path_for, parse_lock, read_lock,
     write_lock,
 };
 pub use render::{render_html, render_table};
+pub use verdict::{Outcome, Row, StageRole, StageVerdict, Verification, verdict};
 
 use std::path::PathBuf;
 

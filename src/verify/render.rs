@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::compare::{Outcome, Row, StageRole, Verification};
+use super::verdict::{Outcome, Row, StageRole, Verification};
 
 /// Digests are shown by their first 12 hex digits, long values cut to this many characters.
 const SHORT_DIGEST: usize = 12;

@@ -1,5 +1,5 @@
-//! Comparing a recomputation with a lock: one row per data file, key, artifact and metric, a
-//! verdict per stage, and the root cause.
+//! The verdict of a reproduction: a recomputation compared with a lock, one row per data file,
+//! key, artifact and metric, a verdict per stage, and the root cause.
 //!
 //! The root cause is a stage that differs although every stage it reads from was reproduced
 //! (within policy): its own config, seed, code or data changed (its key JSON says which), or it
@@ -100,7 +100,7 @@ impl Verification {
 
 /// Compares `actual` (a recomputation) with `expected` (a lock, or a recorded run as one),
 /// under the expected side's tolerance policy.
-pub fn compare(expected: &Lock, actual: &Lock, reference: &str) -> Verification {
+pub fn verdict(expected: &Lock, actual: &Lock, reference: &str) -> Verification {
     let strict = expected.platform == actual.platform
         && expected.tolerance.same_platform == SamePlatformRule::Identical;
     let mut rows = Vec::new();
@@ -439,7 +439,7 @@ mod tests {
 
     #[test]
     fn identical_runs_verify_identical() {
-        let v = compare(
+        let v = verdict(
             &lock("cpu", pipeline("t", 0.8)),
             &lock("cpu", pipeline("t", 0.8)),
             "l",
@@ -452,7 +452,7 @@ mod tests {
 
     #[test]
     fn the_first_differing_stage_is_the_root_and_downstream_are_consequences() {
-        let v = compare(
+        let v = verdict(
             &lock("cpu", pipeline("t", 0.8)),
             &lock("cpu", pipeline("t2", 0.81)),
             "l",
@@ -470,7 +470,7 @@ mod tests {
 
     #[test]
     fn across_backends_metrics_within_tolerance_pass() {
-        let v = compare(
+        let v = verdict(
             &lock("cpu", pipeline("t", 0.8)),
             &lock("cuda", pipeline("t2", 0.804)),
             "l",
@@ -478,7 +478,7 @@ mod tests {
         assert_eq!(v.mode, "tolerance");
         assert!(v.ok, "{:#?}", v.rows);
         assert_eq!(v.verdict("eval").unwrap().outcome, Outcome::WithinTolerance);
-        let beyond = compare(
+        let beyond = verdict(
             &lock("cpu", pipeline("t", 0.8)),
             &lock("cuda", pipeline("t2", 0.81)),
             "l",
@@ -493,7 +493,7 @@ mod tests {
         other[0]
             .outs
             .insert("out".to_string(), "changed".to_string());
-        let v = compare(&lock("cpu", pipeline("t", 0.8)), &lock("cuda", other), "l");
+        let v = verdict(&lock("cpu", pipeline("t", 0.8)), &lock("cuda", other), "l");
         assert_eq!(v.root_cause.as_deref(), Some("prep"));
     }
 
@@ -502,7 +502,7 @@ mod tests {
         let mut other = pipeline("t", 0.8);
         other[1].key = Some("other".to_string());
         other[1].key_json = Some(key_json("train", 2));
-        let v = compare(&lock("cpu", pipeline("t", 0.8)), &lock("cpu", other), "l");
+        let v = verdict(&lock("cpu", pipeline("t", 0.8)), &lock("cpu", other), "l");
         assert_eq!(
             v.verdict("train").unwrap().role,
             Some(StageRole::RootCause {
@@ -515,7 +515,7 @@ mod tests {
     fn other_cpu_kernels_on_the_same_platform_compare_metrics_within_tolerance() {
         let mut here = lock("cpu", pipeline("t2", 0.803));
         here.platform.kernels = Some("simd V2, gemm scalar (L1d 32 KiB 8-way)".to_string());
-        let v = compare(&lock("cpu", pipeline("t", 0.8)), &here, "l");
+        let v = verdict(&lock("cpu", pipeline("t", 0.8)), &here, "l");
         assert_eq!(v.mode, "tolerance");
         assert!(v.ok, "{:#?}", v.rows);
         assert_eq!(v.verdict("eval").unwrap().outcome, Outcome::WithinTolerance);
@@ -523,7 +523,7 @@ mod tests {
         assert!(line.contains("kernels simd V3"), "{line}");
         assert!(line.contains("kernels simd V2"), "{line}");
         // The same kernels: the same bits are required.
-        let same = compare(
+        let same = verdict(
             &lock("cpu", pipeline("t", 0.8)),
             &lock("cpu", pipeline("t2", 0.803)),
             "l",
