@@ -112,7 +112,7 @@ fn execute(task: &TaskFile) -> ResultFile {
         let mut log = stdout;
         match crate::stages::run_builtin(task, &mut log) {
             Ok(metrics) => result.metrics = metrics,
-            Err(e) => return fail(result, e.to_string()),
+            Err(e) => return fail(result, crate::stages::error::one_line(&e)),
         }
     }
     // Every declared output must exist; the whole output folder becomes the object.

@@ -421,3 +421,70 @@ pub fn list_runs(runs_dir: &Path) -> Vec<RunManifest> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest() -> RunManifest {
+        RunManifest {
+            format: MANIFEST_FORMAT,
+            experiment: "e".into(),
+            run_id: "r".into(),
+            file: "experiments/e.yaml".into(),
+            status: RunStatus::Failed,
+            started_at: "2026-12-02T00:00:00Z".into(),
+            finished_at: "2026-12-02T00:00:01Z".into(),
+            duration_ms: 1000,
+            provenance: provenance(None),
+            stages: vec![StageEntry {
+                name: "s".into(),
+                base: "s".into(),
+                kind: "command".into(),
+                status: StageStatus::NotRun,
+                key: None,
+                object: None,
+                outs: BTreeMap::new(),
+                seed: 1,
+                coords: Default::default(),
+                duration_ms: None,
+                attempts: None,
+                reasons: Vec::new(),
+                error: None,
+            }],
+        }
+    }
+
+    #[test]
+    fn a_manifest_round_trips_and_a_reader_refuses_another_format_or_an_unknown_field() {
+        let bytes = serde_json::to_vec(&manifest()).unwrap();
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert!(text.contains(r#""status":"failed""#), "{text}");
+        assert!(text.contains(r#""status":"not_run""#), "{text}");
+        let back = parse(&bytes).unwrap();
+        assert_eq!(back.status, RunStatus::Failed);
+        assert_eq!(back.stages[0].status, StageStatus::NotRun);
+        assert_eq!(back.counts().get("not_run"), Some(&1));
+
+        let mut v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        v["format"] = serde_json::json!(2);
+        let e = parse(&serde_json::to_vec(&v).unwrap()).unwrap_err();
+        assert!(
+            e.contains("manifest format 2 is not this binary's (1)"),
+            "{e}"
+        );
+
+        let mut v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        v["stages"][0]["colour"] = serde_json::json!("blue");
+        let e = parse(&serde_json::to_vec(&v).unwrap()).unwrap_err();
+        assert!(e.contains("unknown field `colour`"), "{e}");
+
+        let mut v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        v["stages"][0]["status"] = serde_json::json!("half-done");
+        let e = parse(&serde_json::to_vec(&v).unwrap()).unwrap_err();
+        assert!(e.contains("unknown variant `half-done`"), "{e}");
+
+        let e = parse(br#"{"experiment": "e"}"#).unwrap_err();
+        assert!(e.contains("no `format` field"), "{e}");
+    }
+}

@@ -21,7 +21,7 @@ pub enum StageError {
     #[error("{0}")]
     Dependency(String),
     /// A file could not be read or written.
-    #[error("cannot {action} `{}`: {source}", path.display())]
+    #[error("cannot {action} `{}`", path.display())]
     Io {
         action: &'static str,
         path: PathBuf,
@@ -44,17 +44,17 @@ pub enum StageError {
 impl StageError {
     /// A cohort error, with its cause.
     pub fn cohort(e: impl std::error::Error) -> StageError {
-        StageError::Cohort(with_source(&e))
+        StageError::Cohort(one_line(&e))
     }
 
     /// A model error, with its cause.
     pub fn model(e: impl std::error::Error) -> StageError {
-        StageError::Model(with_source(&e))
+        StageError::Model(one_line(&e))
     }
 
     /// A report error, with its cause.
     pub fn report(e: impl std::error::Error) -> StageError {
-        StageError::Report(with_source(&e))
+        StageError::Report(one_line(&e))
     }
 
     pub fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StageError {
@@ -67,10 +67,15 @@ impl StageError {
     }
 }
 
-/// An error's message followed by its cause's: the result file holds one line, no chain.
-fn with_source(e: &impl std::error::Error) -> String {
-    match e.source() {
-        Some(src) => format!("{e}: {src}"),
-        None => e.to_string(),
+/// An error's message followed by each of its causes, `: `-separated: a result file holds one
+/// line, no chain.
+pub fn one_line(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cause = c.source();
     }
+    s
 }

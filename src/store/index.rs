@@ -76,11 +76,18 @@ impl StatIndex {
     pub fn use_snapshot(&self, dir: &Path, scope: &str) {
         let name = crate::fingerprint::hash_bytes(scope.as_bytes());
         let path = dir.join(&name[..32]);
+        let same = |g: &Option<Snapshot>| g.as_ref().map(|s| s.path == path);
+        match same(&self.snapshot.lock().unwrap_or_else(|p| p.into_inner())) {
+            Some(true) => return, // planned again in this process: keep what it used so far
+            Some(false) => self.save_snapshot(), // another scope's first
+            None => {}
+        }
+        let mut guard = self.snapshot.lock().unwrap_or_else(|p| p.into_inner());
         let loaded = std::fs::read(&path)
             .ok()
             .and_then(|b| decode_snapshot(&b))
             .unwrap_or_default();
-        *self.snapshot.lock().unwrap_or_else(|p| p.into_inner()) = Some(Snapshot {
+        *guard = Some(Snapshot {
             path,
             loaded,
             used: HashMap::new(),
