@@ -114,12 +114,13 @@ impl StatIndex {
         let Some(dir) = snap.path.parent() else {
             return;
         };
-        let tmp = dir.join(format!(".tmp-{}", std::process::id()));
+        // A temporary file of a random name (processes on several hosts may share the folder),
+        // renamed into place: a reader sees the old snapshot or the new one, never a mix.
         let _ = std::fs::create_dir_all(dir)
-            .and_then(|()| std::fs::write(&tmp, &bytes))
-            .and_then(|()| std::fs::rename(&tmp, &snap.path))
-            .inspect_err(|_| {
-                let _ = std::fs::remove_file(&tmp);
+            .and_then(|()| tempfile::NamedTempFile::new_in(dir))
+            .and_then(|mut tmp| {
+                std::io::Write::write_all(&mut tmp, &bytes)?;
+                tmp.persist(&snap.path).map_err(|e| e.error)
             });
     }
 
