@@ -55,7 +55,17 @@ pub fn gc(ctx: &Context, args: &GcArgs) -> Result<i32, Error> {
     // pins (read below), and what it pins after the sweep it finds missing and recomputes.
     let _sweep = store.collect_guard()?;
     // This workspace's run folders (also runs recorded before the store kept roots) …
-    let mut kept: BTreeSet<String> = manifest::list_runs(&ctx.runs)
+    let runs = manifest::list_runs(&ctx.runs);
+    if let Some((first, why)) = runs.unreadable.first() {
+        return Err(Error::Usage(format!(
+            "{} run manifest(s) of this workspace cannot be read (first: `{}`: {why}): gc \
+             deletes nothing rather than guess what they keep; repair or remove them",
+            runs.unreadable.len(),
+            first.display()
+        )));
+    }
+    let mut kept: BTreeSet<String> = runs
+        .runs
         .iter()
         .flat_map(|m| m.stages.iter().filter_map(|s| s.object.clone()))
         .collect();

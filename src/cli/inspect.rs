@@ -62,8 +62,17 @@ fn counts_text(m: &RunManifest) -> String {
         .join(", ")
 }
 
+/// The runs under `runs/`, warning on stderr about manifests this binary cannot read.
+fn runs_warned(ctx: &Context) -> Vec<RunManifest> {
+    let list = manifest::list_runs(&ctx.runs);
+    for w in list.warnings() {
+        eprintln!("{:>12} {w}", "Warning");
+    }
+    list.runs
+}
+
 pub fn status(ctx: &Context, args: &StatusArgs) -> Result<i32, Error> {
-    let runs = manifest::list_runs(&ctx.runs);
+    let runs = runs_warned(ctx);
     let latest = latest_per_experiment(&runs);
     // Read without waiting for anybody: runs in progress are listed, not waited for.
     let store = read_store(ctx)?;
@@ -129,7 +138,7 @@ pub fn status(ctx: &Context, args: &StatusArgs) -> Result<i32, Error> {
 }
 
 pub fn ls(ctx: &Context, args: &LsArgs) -> Result<i32, Error> {
-    let mut runs = manifest::list_runs(&ctx.runs);
+    let mut runs = runs_warned(ctx);
     if let Some(e) = &args.experiment {
         runs.retain(|r| &r.experiment == e);
         if runs.is_empty() {
@@ -172,7 +181,7 @@ pub fn ls(ctx: &Context, args: &LsArgs) -> Result<i32, Error> {
 }
 
 pub fn show(ctx: &Context, args: &ShowArgs) -> Result<i32, Error> {
-    let runs = manifest::list_runs(&ctx.runs);
+    let runs = runs_warned(ctx);
     let candidates: Vec<&RunManifest> = match (&args.run, &args.experiment) {
         (Some(id), _) => runs.iter().filter(|r| &r.run_id == id).collect(),
         (None, Some(e)) => latest_per_experiment(&runs)

@@ -382,9 +382,33 @@ pub fn sanitize(name: &str) -> String {
         .collect()
 }
 
-/// Every run manifest under `runs_dir`, oldest first per experiment.
-pub fn list_runs(runs_dir: &Path) -> Vec<RunManifest> {
-    let mut out = Vec::new();
+/// The runs recorded under a `runs/` folder.
+#[derive(Debug, Default)]
+pub struct RunList {
+    /// Every readable run manifest, oldest first per experiment.
+    pub runs: Vec<RunManifest>,
+    /// Manifests that exist but cannot be read (another format, damaged), with why.
+    pub unreadable: Vec<(PathBuf, String)>,
+}
+
+impl RunList {
+    /// One line per unreadable manifest, for a command to print as a warning.
+    pub fn warnings(&self) -> Vec<String> {
+        self.unreadable
+            .iter()
+            .map(|(p, why)| {
+                format!(
+                    "skipped `{}`: not a run manifest this binary reads ({why})",
+                    p.display()
+                )
+            })
+            .collect()
+    }
+}
+
+/// Every run manifest under `runs_dir`.
+pub fn list_runs(runs_dir: &Path) -> RunList {
+    let mut out = RunList::default();
     let Ok(exps) = fs::read_dir(runs_dir) else {
         return out;
     };
@@ -411,11 +435,13 @@ pub fn list_runs(runs_dir: &Path) -> Vec<RunManifest> {
             .collect();
         runs.sort();
         for r in runs {
-            if let Some(m) = fs::read(r.join("manifest.json"))
-                .ok()
-                .and_then(|b| parse(&b).ok())
+            let path = r.join("manifest.json");
+            match fs::read(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|b| parse(&b))
             {
-                out.push(m);
+                Ok(m) => out.runs.push(m),
+                Err(why) => out.unreadable.push((path, why)),
             }
         }
     }

@@ -511,3 +511,51 @@ sweep:
     let m = ws.run_ok("experiments/gather.yaml");
     assert_eq!(stages_with(&m, "ran").len(), 6, "{m}");
 }
+
+#[test]
+fn a_run_manifest_with_an_unknown_field_or_another_format_is_refused_by_its_readers() {
+    let ws = Workspace::new();
+    ws.write(
+        "experiments/m.yaml",
+        "experiment: m\nstages:\n  a:\n    kind: command\n    cmd: \"echo a > {outs.o}\"\n    outs: {o: o.txt}\n",
+    );
+    let m = ws.run_ok("experiments/m.yaml");
+    let dir = format!("runs/m/{}", m["run_id"].as_str().unwrap());
+    let path = format!("{dir}/manifest.json");
+    let good: serde_json::Value = serde_json::from_str(&ws.read(&path)).unwrap();
+    let mut unknown = good.clone();
+    unknown["stages"][0]["colour"] = serde_json::json!("blue");
+    let mut newer = good.clone();
+    newer["format"] = serde_json::json!(99);
+    for (doc, want) in [
+        (unknown, "unknown field `colour`"),
+        (newer, "manifest format 99 is not this binary's"),
+    ] {
+        ws.write(&path, &serde_json::to_string_pretty(&doc).unwrap());
+        // `lock` and `gc` refuse (exit 2) and write nothing; `ls` lists the rest and warns.
+        for args in [vec!["lock", "experiments/m.yaml"], vec!["gc"]] {
+            let out = ws.run(&args);
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+            assert!(err.contains(want), "{args:?}: want `{want}` in:\n{err}");
+            assert!(
+                err.contains("manifest.json"),
+                "{args:?} names the file:\n{err}"
+            );
+        }
+        assert!(
+            !ws.join("experiments/m.lock").exists(),
+            "nothing was locked"
+        );
+        let obj = m["stages"][0]["object"].as_str().unwrap();
+        assert!(
+            ws.join(&format!("runs/.store/objects/{}/{obj}", &obj[..2]))
+                .is_dir(),
+            "gc deleted nothing"
+        );
+        let out = ws.run(&["ls"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains("Warning") && err.contains(want), "{err}");
+    }
+}
