@@ -94,7 +94,8 @@ pub fn device_info(backend: Backend) -> DeviceInfo {
 /// burn's CPU backend picks its kernels when it runs, from the CPU it finds: the SIMD level of
 /// its elementwise and reduction kernels (macerator: `V4` AVX-512, `V3` AVX2+FMA, `V2` SSE4.2,
 /// `Scalar`; a wider vector sums in another order), the matrix-multiply microkernel (gemm:
-/// FMA or not; a fused multiply-add rounds once), and gemm's k-block, which it sizes from the
+/// AVX-512, FMA or neither; a fused multiply-add rounds once, a wider tile sums in another
+/// order), and gemm's k-block, which it sizes from the
 /// L1 data cache (a sum over `k` is rounded once per block). Two machines with the same
 /// signature run the same instructions on the same data in the same order, so the same binary
 /// gives the same bits; with different signatures the artifacts may differ in the last bits,
@@ -104,7 +105,12 @@ pub fn cpu_kernels() -> String {
     let l1 = gemm_common::cache::CACHE_INFO[0];
     let l1_text = format!("L1d {} KiB {}-way", l1.cache_bytes / 1024, l1.associativity);
     #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
-    let gemm = if std::arch::is_x86_feature_detected!("fma") {
+    let gemm = if std::arch::is_x86_feature_detected!("avx512f") {
+        // Built with gemm's `x86-v4` kernels (Cargo.toml): its f32 AVX-512 microkernel is
+        // 64 × 6, and the k-block is sized for it.
+        let kc = gemm_common::cache::kernel_params(1 << 12, 1 << 12, 1 << 20, 64, 6, 4).kc;
+        format!("avx512 k-block {kc}")
+    } else if std::arch::is_x86_feature_detected!("fma") {
         // gemm's f32 FMA microkernel is 16 × 6; the k-block is sized for it.
         let kc = gemm_common::cache::kernel_params(1 << 12, 1 << 12, 1 << 20, 16, 6, 4).kc;
         format!("fma k-block {kc}")

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::verdict::{Outcome, Row, StageRole, Verification};
+use super::verdict::{Outcome, Row, StageRole, Verification, delta_text};
 
 /// Digests are shown by their first 12 hex digits, long values cut to this many characters.
 const SHORT_DIGEST: usize = 12;
@@ -26,8 +26,17 @@ fn short(v: Option<&String>) -> String {
 /// The RESULT cell: the outcome, the tolerance used, and for differing rows the stage's role.
 fn result_cell(v: &Verification, r: &Row) -> String {
     let mut s = r.outcome.label().to_string();
-    if let Some(t) = r.tolerance {
-        let _ = write!(s, " (±{t})");
+    match (r.tolerance, r.delta) {
+        (Some(t), Some(d)) => {
+            let _ = write!(s, " (±{t}, Δ {})", delta_text(d));
+        }
+        (Some(t), None) => {
+            let _ = write!(s, " (±{t})");
+        }
+        (None, Some(d)) => {
+            let _ = write!(s, " (Δ {})", delta_text(d));
+        }
+        (None, None) => {}
     }
     if r.outcome == Outcome::Different {
         match v.verdict(&r.stage).and_then(|x| x.role.as_ref()) {

@@ -7,6 +7,7 @@
 //! stage is a consequence, named with the root cause it follows from.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -48,6 +49,9 @@ pub struct Row {
     /// The absolute tolerance applied, for metrics compared with one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tolerance: Option<f64>,
+    /// Reproduced minus locked, for numeric metrics that are not identical.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delta: Option<f64>,
 }
 
 /// Why a differing stage differs.
@@ -119,6 +123,7 @@ pub fn verdict(expected: &Lock, actual: &Lock, reference: &str) -> Verification 
                 Outcome::Different
             },
             tolerance: None,
+            delta: None,
         });
     }
     // Stages in topological order: the lock's, then any the recomputation added.
@@ -178,6 +183,7 @@ pub fn verdict(expected: &Lock, actual: &Lock, reference: &str) -> Verification 
                     actual: a.map(|_| why.clone()),
                     outcome: Outcome::Different,
                     tolerance: None,
+                    delta: None,
                 });
                 own_reasons.push(why);
             }
@@ -265,6 +271,7 @@ fn stage_rows(
         actual: av,
         outcome,
         tolerance: None,
+        delta: None,
     };
     // The key: its JSON says why it differs. Upstream outputs are judged on their own rows,
     // and across backends the backend itself is expected to differ.
@@ -336,15 +343,23 @@ fn stage_rows(
             expected.tolerance.tolerance_for(m)
         };
         let outcome = metric_outcome(ev, av, tolerance);
+        let delta = match (ev.and_then(Value::as_f64), av.and_then(Value::as_f64)) {
+            (Some(x), Some(y)) if outcome != Outcome::Identical => Some(y - x),
+            _ => None,
+        };
         if outcome == Outcome::Different {
-            reasons.push(format!(
-                "metric `{m}` differs ({} → {})",
-                show(ev),
-                show(av)
-            ));
+            let mut why = format!("{} → {}", show(ev), show(av));
+            if let Some(d) = delta {
+                let _ = write!(why, ", Δ {}", delta_text(d));
+            }
+            if let Some(t) = tolerance {
+                let _ = write!(why, ", tolerance ±{t}");
+            }
+            reasons.push(format!("metric `{m}` differs ({why})"));
         }
         rows.push(Row {
             tolerance: tolerance.filter(|_| outcome == Outcome::WithinTolerance),
+            delta,
             ..row(m.clone(), ev.map(value_text), av.map(value_text), outcome)
         });
     }
@@ -361,6 +376,15 @@ fn metric_outcome(e: Option<&Value>, a: Option<&Value>, tolerance: Option<f64>) 
             _ => Outcome::Different,
         },
         _ => Outcome::Different,
+    }
+}
+
+/// A metric's difference, signed, readable at the scale of AUCs and of losses alike.
+pub fn delta_text(d: f64) -> String {
+    if d == 0.0 || d.abs() >= 1e-3 {
+        format!("{d:+.4}")
+    } else {
+        format!("{d:+.1e}")
     }
 }
 
@@ -485,6 +509,23 @@ mod tests {
         );
         assert!(!beyond.ok);
         assert_eq!(beyond.root_cause.as_deref(), Some("eval"));
+        // Both say by how much: the table's RESULT cell and the root cause's reason.
+        let table = crate::verify::render_table(&v);
+        assert!(table.contains("within tolerance (±0.005, Δ +0.0040)"), "{table}");
+        let table = crate::verify::render_table(&beyond);
+        assert!(table.contains("different (Δ +0.0100) (root cause)"), "{table}");
+        assert!(
+            table.contains("(0.8 → 0.81, Δ +0.0100, tolerance ±0.005)"),
+            "{table}"
+        );
+    }
+
+    #[test]
+    fn deltas_read_at_the_scale_of_aucs_and_of_losses() {
+        assert_eq!(delta_text(0.0071), "+0.0071");
+        assert_eq!(delta_text(-0.0123456), "-0.0123");
+        assert_eq!(delta_text(1.9e-8), "+1.9e-8");
+        assert_eq!(delta_text(-4.0e-4), "-4.0e-4");
     }
 
     #[test]
