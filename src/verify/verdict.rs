@@ -511,9 +511,15 @@ mod tests {
         assert_eq!(beyond.root_cause.as_deref(), Some("eval"));
         // Both say by how much: the table's RESULT cell and the root cause's reason.
         let table = crate::verify::render_table(&v);
-        assert!(table.contains("within tolerance (±0.005, Δ +0.0040)"), "{table}");
+        assert!(
+            table.contains("within tolerance (±0.005, Δ +0.0040)"),
+            "{table}"
+        );
         let table = crate::verify::render_table(&beyond);
-        assert!(table.contains("different (Δ +0.0100) (root cause)"), "{table}");
+        assert!(
+            table.contains("different (Δ +0.0100) (root cause)"),
+            "{table}"
+        );
         assert!(
             table.contains("(0.8 → 0.81, Δ +0.0100, tolerance ±0.005)"),
             "{table}"
