@@ -6,7 +6,7 @@ use burn::module::Module;
 use burn::nn::{LayerNorm, Linear};
 use burn::tensor::activation::{gelu, softmax};
 use burn::tensor::backend::Backend;
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{Int, Tensor, TensorData};
 
 use super::init;
 use crate::rng::Rng;
@@ -99,21 +99,28 @@ impl<B: Backend> Attention<B> {
     /// Queries, keys and values are three products with column blocks of the one `qkv` weight
     /// (strided views, no copy). Cutting them out of one `[.., 3 · heads · dim_head]` product
     /// instead made every backward pass build three zero-filled gradients of that size and add
-    /// them (measured at the `paper` benchmark shapes: the zero fills, copies and adds of those
-    /// slices were ~7% of a pretraining step); the weight's own blocks are 256× smaller there.
+    /// them; without them a training step is 4–10% faster (`bench/train-step.sh`, both shapes).
+    /// The weight's own blocks are 13× smaller than that product at the `paper` shapes.
+    ///
+    /// Heads move between the token-major rows of the products and the head-major batches of
+    /// attention by a row gather ([`head_order`]), which the CPU backend does as one copy per
+    /// `dim_head` run (its backward: a scatter-add of the same rows). A transposed view instead
+    /// left the reshape next to it to copy element by element, forward and backward.
     pub fn forward(&self, x: Tensor<B, 3>, key_bias: Option<Tensor<B, 4>>) -> Tensor<B, 3> {
         let [b, t, d] = x.dims();
         let (h, dh) = (self.heads, self.dim_head);
         let inner = h * dh;
+        let device = x.device();
         let x = x.reshape([b * t, d]);
         let w = self.qkv.weight.val();
-        // [batch · tokens, heads · dim_head] → view [batch, heads, tokens, dim_head]: the
-        // matmuls read the strided views directly, so no head is copied out.
+        let to_heads = index_tensor::<B>(&head_order(b, t, h, true), &device);
+        // [batch · tokens · heads, dim_head] → [batch, heads, tokens, dim_head]
         let project = |i: usize| {
             x.clone()
                 .matmul(w.clone().narrow(1, i * inner, inner))
-                .reshape([b, t, h, dh])
-                .swap_dims(1, 2)
+                .reshape([b * t * h, dh])
+                .select(0, to_heads.clone())
+                .reshape([b, h, t, dh])
         };
         let (q, k, v) = (project(0), project(1), project(2));
         let scale = 1.0 / (dh as f64).sqrt();
@@ -124,9 +131,40 @@ impl<B: Backend> Attention<B> {
         }
         let attn = softmax(scores, 3);
         // [batch, heads, tokens, dim_head] → [batch, tokens, heads · dim_head]
-        let ctx = attn.matmul(v).swap_dims(1, 2).reshape([b, t, inner]);
+        let to_tokens = index_tensor::<B>(&head_order(b, t, h, false), &device);
+        let ctx = attn
+            .matmul(v)
+            .reshape([b * h * t, dh])
+            .select(0, to_tokens)
+            .reshape([b, t, inner]);
         dense(&self.out, ctx)
     }
+}
+
+/// The rows of a `[batch · tokens · heads, dim_head]` block in head-major order
+/// (`[batch · heads · tokens, ..]`) with `to_heads`, or the rows of a head-major block in
+/// token-major order without: output row `i` is input row `order[i]`.
+pub fn head_order(batch: usize, tokens: usize, heads: usize, to_heads: bool) -> Vec<usize> {
+    let mut order = Vec::with_capacity(batch * tokens * heads);
+    for b in 0..batch {
+        if to_heads {
+            for h in 0..heads {
+                order.extend((0..tokens).map(|t| (b * tokens + t) * heads + h));
+            }
+        } else {
+            for t in 0..tokens {
+                order.extend((0..heads).map(|h| (b * heads + h) * tokens + t));
+            }
+        }
+    }
+    order
+}
+
+/// An index tensor for `select`.
+pub fn index_tensor<B: Backend>(v: &[usize], device: &B::Device) -> Tensor<B, 1, Int> {
+    let v: Vec<i64> = v.iter().map(|&i| i as i64).collect();
+    let n = v.len();
+    Tensor::from_data(TensorData::new(v, [n]), device)
 }
 
 /// The position-wise MLP: `dim → mlp_dim → dim` with GELU.

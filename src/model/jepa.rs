@@ -7,11 +7,11 @@
 
 use burn::module::{AutodiffModule, Module};
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
+use burn::tensor::{ElementConversion, Tensor};
 use serde::Serialize;
 
 use super::data::{Prepared, shuffled_batches};
-use super::encoder::{Dropout, Keys};
+use super::encoder::{Dropout, Keys, index_tensor};
 use super::optim::{AdamW, Schedule, ema_update};
 use super::predictor::Predictor;
 use super::tokens::{BatchTensors, TokenEncoder};
@@ -139,12 +139,6 @@ pub fn layer_norm_plain<B: Backend>(x: Tensor<B, 3>) -> Tensor<B, 3> {
     c / var.add_scalar(1e-6).sqrt()
 }
 
-fn int_tensor<B: Backend>(v: &[usize], device: &B::Device) -> Tensor<B, 1, Int> {
-    let v: Vec<i64> = v.iter().map(|&i| i as i64).collect();
-    let n = v.len();
-    Tensor::from_data(TensorData::new(v, [n]), device)
-}
-
 /// The JEPA training state: online modules, EMA target, optimizer.
 pub struct JepaTrainer<B: AutodiffBackend> {
     pub online: Online<B>,
@@ -187,8 +181,8 @@ impl<B: AutodiffBackend> JepaTrainer<B> {
         momentum: f64,
     ) -> StepStats {
         let dev = &self.device;
-        let keep = int_tensor::<B>(&plan.keep, dev);
-        let target = int_tensor::<B>(&plan.target, dev);
+        let keep = index_tensor::<B>(&plan.keep, dev);
+        let target = index_tensor::<B>(&plan.target, dev);
         let keep_mask = batch.token_mask.clone().select(1, keep.clone()); // [batch, n_keep]
         let target_mask = batch.token_mask.clone().select(1, target.clone()); // [batch, n_target]
         let [b, nt] = target_mask.dims();
