@@ -13,15 +13,18 @@ BIN=$ROOT/target/release/examples/bench_step
 PY=python3
 [ -x "$ROOT/.venv-peers/bin/python" ] && PY=$ROOT/.venv-peers/bin/python
 rate() { sed -n 's/.*samples\/s=\([0-9.]*\).*/\1/p'; }
+# Each step's own lines go to stderr as they come (`>&2`, not `tee /dev/stderr`: reopening
+# /dev/stderr truncates a log file that stdout and stderr share).
+show() { while IFS= read -r l; do printf '%s\n' "$l" >&2; printf '%s\n' "$l"; done; }
 echo "cpu: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1), $THREADS threads"
 for step in pretrain finetune; do
   peer=$ROOT/bench/peers/torch_jepa.py
   [ "$step" = finetune ] && peer=$ROOT/bench/peers/torch_finetune.py
   for cfg in small paper; do
     steps=$S_SMALL; [ "$cfg" = paper ] && steps=$S_PAPER
-    ours=$("$BIN" "$step" "$cfg" "$steps" "$THREADS" | tee /dev/stderr | rate)
+    ours=$("$BIN" "$step" "$cfg" "$steps" "$THREADS" | show | rate)
     if "$PY" -c 'import torch' 2>/dev/null; then
-      theirs=$(OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS "$PY" -W ignore "$peer" "$cfg" "$steps" | tee /dev/stderr | rate)
+      theirs=$(OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS "$PY" -W ignore "$peer" "$cfg" "$steps" | show | rate)
       echo "$step $cfg: orchestrate ${ours} samples/s, pytorch ${theirs} samples/s, ratio $(awk -v a="$ours" -v b="$theirs" 'BEGIN { printf "%.2f", a / b }')x"
     else
       echo "$step $cfg: orchestrate ${ours} samples/s (pytorch not installed: peer skipped)"
