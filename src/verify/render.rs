@@ -26,17 +26,11 @@ fn short(v: Option<&String>) -> String {
 /// The RESULT cell: the outcome, the tolerance used, and for differing rows the stage's role.
 fn result_cell(v: &Verification, r: &Row) -> String {
     let mut s = r.outcome.label().to_string();
-    match (r.tolerance, r.delta) {
-        (Some(t), Some(d)) => {
-            let _ = write!(s, " (±{t}, Δ {})", delta_text(d));
-        }
-        (Some(t), None) => {
-            let _ = write!(s, " (±{t})");
-        }
-        (None, Some(d)) => {
-            let _ = write!(s, " (Δ {})", delta_text(d));
-        }
-        (None, None) => {}
+    let notes: Vec<String> = (r.tolerance.map(|t| format!("±{t}")).into_iter())
+        .chain(r.delta.map(|d| format!("Δ {}", delta_text(d))))
+        .collect();
+    if !notes.is_empty() {
+        let _ = write!(s, " ({})", notes.join(", "));
     }
     if r.outcome == Outcome::Different {
         match v.verdict(&r.stage).and_then(|x| x.role.as_ref()) {
