@@ -4,11 +4,11 @@
 
 use burn::module::Module;
 use burn::nn::{LayerNorm, Linear};
-use burn::tensor::activation::{gelu, softmax};
+use burn::tensor::activation::gelu;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 
-use super::init;
+use super::{fused, init};
 use crate::rng::Rng;
 
 /// Added to the attention score of a masked key: `exp` of it underflows to exactly 0, while a
@@ -125,11 +125,7 @@ impl<B: Backend> Attention<B> {
         let (q, k, v) = (project(0), project(1), project(2));
         let scale = 1.0 / (dh as f64).sqrt();
         // [batch, heads, tokens, tokens]
-        let mut scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale);
-        if let Some(bias) = key_bias {
-            scores = scores + bias;
-        }
-        let attn = softmax(scores, 3);
+        let attn = fused::attention_softmax(q.matmul(k.swap_dims(2, 3)), scale, key_bias);
         // [batch, heads, tokens, dim_head] → [batch, tokens, heads · dim_head]
         let to_tokens = index_tensor::<B>(&head_order(b, t, h, false), &device);
         let ctx = attn
@@ -219,9 +215,11 @@ impl<B: Backend> Block<B> {
         key_bias: Option<Tensor<B, 4>>,
         drop: &mut Dropout,
     ) -> Tensor<B, 3> {
-        let a = self.attn.forward(self.norm1.forward(x.clone()), key_bias);
+        let a = self
+            .attn
+            .forward(fused::layer_norm(&self.norm1, x.clone()), key_bias);
         let x = x + drop.apply(a);
-        let m = self.mlp.forward(self.norm2.forward(x.clone()));
+        let m = self.mlp.forward(fused::layer_norm(&self.norm2, x.clone()));
         x + drop.apply(m)
     }
 }
@@ -313,6 +311,6 @@ impl<B: Backend> Transformer<B> {
         for b in &self.blocks {
             x = b.forward(x, bias.clone(), drop);
         }
-        self.norm.forward(x)
+        fused::layer_norm(&self.norm, x)
     }
 }

@@ -10,8 +10,8 @@ use burn::tensor::backend::Backend;
 use super::Arch;
 use super::data::Prepared;
 use super::encoder::Dropout;
-use super::init;
 use super::tokens::{BatchTensors, TokenEncoder, masked_mean};
+use super::{fused, init};
 use crate::rng::Rng;
 
 /// Pooled features `[batch, dim]` → logits `[batch]`.
@@ -33,7 +33,7 @@ impl<B: Backend> Head<B> {
 
     pub fn forward(&self, pooled: Tensor<B, 2>) -> Tensor<B, 1> {
         let [b, _] = pooled.dims();
-        let h = gelu(self.fc1.forward(self.norm.forward(pooled)));
+        let h = gelu(self.fc1.forward(fused::layer_norm(&self.norm, pooled)));
         self.fc2.forward(h).reshape([b])
     }
 }

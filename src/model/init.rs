@@ -45,6 +45,11 @@ pub fn linear<B: Backend>(
     }
 }
 
+/// The LayerNorm variance offset (PyTorch's default).
+pub const LAYER_NORM_EPSILON: f64 = 1e-5;
+
 pub fn layer_norm<B: Backend>(d: usize, device: &B::Device) -> LayerNorm<B> {
-    LayerNormConfig::new(d).init(device)
+    LayerNormConfig::new(d)
+        .with_epsilon(LAYER_NORM_EPSILON)
+        .init(device)
 }

@@ -15,6 +15,7 @@ pub mod checkpoint;
 pub mod data;
 pub mod encoder;
 pub mod error;
+pub mod fused;
 pub mod heads;
 pub mod init;
 pub mod jepa;
