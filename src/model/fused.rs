@@ -29,7 +29,6 @@ use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
 use super::backend::CpuBackend;
-use super::encoder::MASKED_SCORE;
 use super::init::LAYER_NORM_EPSILON;
 
 /// Rows per task; a fixed split, so partial sums never depend on the thread count.
@@ -93,6 +92,32 @@ pub fn layer_norm<B: Backend, const D: usize>(
             back(from_flex::<D>(new_f32(shape, y)))
         }
         Err(x) => layer.forward(x),
+    }
+}
+
+/// LayerNorm without affine parameters over the last dimension; fused on the plain CPU backend
+/// (where the JEPA targets are computed).
+pub fn layer_norm_plain<B: Backend, const D: usize>(x: Tensor<B, D>, epsilon: f64) -> Tensor<B, D> {
+    match same_type::<Tensor<B, D>, Tensor<Flex, D>>(x) {
+        Ok(x) => {
+            let x = flex(x);
+            let shape = x.shape();
+            let d = shape[D - 1];
+            let (_, xhat, _) = layer_norm_forward(
+                x.storage::<f32>(),
+                &vec![1.0; d],
+                &vec![0.0; d],
+                d,
+                epsilon as f32,
+            );
+            back(from_flex::<D>(new_f32(shape, xhat)))
+        }
+        Err(x) => {
+            let mean = x.clone().mean_dim(D - 1);
+            let c = x - mean;
+            let var = (c.clone() * c.clone()).mean_dim(D - 1);
+            c / var.add_scalar(epsilon).sqrt()
+        }
     }
 }
 
@@ -422,16 +447,30 @@ pub fn softmax_forward(
     let item = rows_per_item * keys;
     let task = |(i, (y, s)): (usize, (&mut [f32], &[f32]))| {
         let bias = bias.map(|b| &b[i * keys..][..keys]);
+        // Scores less each row's maximum, then `exp` over the whole chunk (one loop the
+        // compiler vectorizes), then each row over its sum.
         for (y, s) in y.chunks_exact_mut(keys).zip(s.chunks_exact(keys)) {
-            let mut max = f32::NEG_INFINITY;
-            for j in 0..keys {
-                let v = s[j] * scale + bias.map_or(0.0, |b| b[j]);
-                y[j] = v;
-                max = max.max(v);
+            match bias {
+                Some(b) => {
+                    for j in 0..keys {
+                        y[j] = s[j] * scale + b[j];
+                    }
+                }
+                None => {
+                    for j in 0..keys {
+                        y[j] = s[j] * scale;
+                    }
+                }
             }
+            let max = y.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
             for v in y.iter_mut() {
-                *v = exp_f32(*v - max);
+                *v -= max;
             }
+        }
+        for v in y.iter_mut() {
+            *v = exp_f32(*v);
+        }
+        for y in y.chunks_exact_mut(keys) {
             let inv = 1.0 / lane_dot(y, None);
             for v in y.iter_mut() {
                 *v *= inv;
@@ -484,36 +523,38 @@ pub fn softmax_backward(g: &[f32], y: &[f32], keys: usize, scale: f32) -> Vec<f3
 /// `e^x` in `f32` from plain multiplies and adds (no libm, no fused multiply-add): the same bits
 /// on every CPU. Range reduction `x = k·ln 2 + r` with `ln 2` in two parts, a degree-7 Taylor
 /// polynomial on `|r| ≤ ln 2 / 2` (relative error below 2 ulp), then `2^k` built in the exponent
-/// bits. Inputs at or below [`MASKED_SCORE`]-scale underflow to exactly 0.
+/// bits. A masked score ([`super::encoder::MASKED_SCORE`]) underflows to exactly 0.
 pub fn exp_f32(x: f32) -> f32 {
     const LN2_HI: f32 = 0.693_145_75;
     const LN2_LO: f32 = 1.428_606_8e-6;
     const LOG2E: f32 = std::f32::consts::LOG2_E;
-    if x.is_nan() {
-        return x;
-    }
-    if x > 88.722_83 {
-        return f32::INFINITY;
-    }
-    if x < -103.972_08 {
-        return 0.0;
-    }
-    let k = (x * LOG2E).round();
-    let r = (x - k * LN2_HI) - k * LN2_LO;
+    // 1.5 · 2^23: adding and subtracting it rounds to the nearest integer (ties to even).
+    const ROUND: f32 = 12_582_912.0;
+    const HI: f32 = 88.722_83;
+    const LO: f32 = -103.972_08;
+    // Branch-free so that a loop of it vectorizes; out-of-range inputs are chosen at the end.
+    let xc = x.clamp(LO, HI);
+    let k = (xc * LOG2E + ROUND) - ROUND;
+    let r = (xc - k * LN2_HI) - k * LN2_LO;
     let p = 1.0
         + r * (1.0
             + r * (0.5
                 + r * (1.0 / 6.0
                     + r * (1.0 / 24.0
                         + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
-    // 2^k may be subnormal: split it in two factors that are each normal.
+    // 2^k may be subnormal: two factors that are each normal.
     let k = k as i32;
-    let (k1, k2) = (k / 2, k - k / 2);
+    let (k1, k2) = (k >> 1, k - (k >> 1));
     let two = |e: i32| f32::from_bits(((e + 127) as u32) << 23);
-    p * two(k1) * two(k2)
+    let y = p * two(k1) * two(k2);
+    if x < LO {
+        0.0
+    } else if x > HI {
+        f32::INFINITY
+    } else {
+        y
+    }
 }
-
-const _: () = assert!(MASKED_SCORE < -103.972_08);
 
 #[cfg(test)]
 mod tests {
@@ -523,6 +564,7 @@ mod tests {
     use burn::tensor::{Tensor, TensorData};
 
     use super::*;
+    use crate::model::encoder::MASKED_SCORE;
     use crate::model::init;
     use crate::rng::Rng;
 

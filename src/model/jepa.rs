@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use super::data::{Prepared, shuffled_batches};
 use super::encoder::{Dropout, Keys, index_tensor};
+use super::fused;
 use super::optim::{AdamW, Schedule, ema_update};
 use super::predictor::Predictor;
 use super::tokens::{BatchTensors, TokenEncoder};
@@ -124,19 +125,15 @@ pub struct JepaOutcome {
     pub steps: usize,
 }
 
+/// The variance offset of the targets' LayerNorm (no affine parameters; I-JEPA normalizes the
+/// target encoder's output per token before the loss).
+pub const TARGET_NORM_EPSILON: f64 = 1e-6;
+
 /// Smooth-L1 (β = 1), elementwise: `0.5 d²` for `|d| < 1`, else `|d| − 0.5`.
 pub fn smooth_l1<B: Backend, const D: usize>(d: Tensor<B, D>) -> Tensor<B, D> {
     let a = d.abs();
     let q = a.clone().clamp_max(1.0);
     q.clone() * (a - q.mul_scalar(0.5))
-}
-
-/// LayerNorm without affine parameters over the last dimension of `[batch, tokens, dim]`.
-pub fn layer_norm_plain<B: Backend>(x: Tensor<B, 3>) -> Tensor<B, 3> {
-    let mean = x.clone().mean_dim(2);
-    let c = x - mean;
-    let var = (c.clone() * c.clone()).mean_dim(2);
-    c / var.add_scalar(1e-6).sqrt()
 }
 
 /// The JEPA training state: online modules, EMA target, optimizer.
@@ -200,7 +197,7 @@ impl<B: AutodiffBackend> JepaTrainer<B> {
         let h = self
             .target
             .forward(&inner, &inner.keys(), &mut Dropout::none());
-        let h = layer_norm_plain(h).select(1, target.clone().inner()); // [batch, n_target, dim]
+        let h = fused::layer_norm_plain(h, TARGET_NORM_EPSILON).select(1, target.clone().inner()); // [batch, n_target, dim]
 
         // A hidden slot counts when present and when the patient has some context left.
         let has_context = keep_mask.clone().sum_dim(1).clamp_max(1.0); // [batch, 1]

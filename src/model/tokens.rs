@@ -84,7 +84,11 @@ impl<B: Backend> Tokenizer<B> {
             ],
             0,
         );
-        x + (self.slots.val() + per_slot).reshape([1, t, d])
+        // As `[batch, tokens · dim]` rows: the CPU backend adds a broadcast row in one pass,
+        // where a 3-D broadcast walks both operands element by element (the same sums).
+        let b = x.dims()[0];
+        (x.reshape([b, t * d]) + (self.slots.val() + per_slot).reshape([1, t * d]))
+            .reshape([b, t, d])
     }
 }
 
