@@ -349,7 +349,7 @@ pub fn layer_norm_forward(
     let mut xhat = vec![0f32; x.len()];
     let mut rstd = vec![0f32; rows];
     let chunk = ROWS_PER_TASK * d;
-    let task = |(((y, xhat), rstd), x): (((&mut [f32], &mut [f32]), &mut [f32]), &[f32])| {
+    let task = |y: &mut [f32], xhat: &mut [f32], rstd: &mut [f32], x: &[f32]| {
         for (r, s) in rstd.iter_mut().enumerate() {
             let (x, xhat, y) = (
                 &x[r * d..][..d],
@@ -371,11 +371,11 @@ pub fn layer_norm_forward(
     if x.len() >= PARALLEL_MIN {
         (y.par_chunks_mut(chunk).zip(xhat.par_chunks_mut(chunk)))
             .zip(rstd.par_chunks_mut(ROWS_PER_TASK).zip(x.par_chunks(chunk)))
-            .for_each(|((y, xhat), (rstd, x))| task((((y, xhat), rstd), x)));
+            .for_each(|((y, xhat), (rstd, x))| task(y, xhat, rstd, x));
     } else {
         (y.chunks_mut(chunk).zip(xhat.chunks_mut(chunk)))
             .zip(rstd.chunks_mut(ROWS_PER_TASK).zip(x.chunks(chunk)))
-            .for_each(|((y, xhat), (rstd, x))| task((((y, xhat), rstd), x)));
+            .for_each(|((y, xhat), (rstd, x))| task(y, xhat, rstd, x));
     }
     (y, xhat, rstd)
 }
@@ -391,7 +391,7 @@ pub fn layer_norm_backward(
     let mut dx = vec![0f32; g.len()];
     let chunk = ROWS_PER_TASK * d;
     // Each task's partial gain and bias gradients, summed below in task order.
-    let task = |((dx, (g, xhat)), rstd): ((&mut [f32], (&[f32], &[f32])), &[f32])| {
+    let task = |dx: &mut [f32], g: &[f32], xhat: &[f32], rstd: &[f32]| {
         let mut dgamma = vec![0f32; d];
         let mut dbeta = vec![0f32; d];
         let mut gg = vec![0f32; d];
@@ -414,13 +414,13 @@ pub fn layer_norm_backward(
         (dx.par_chunks_mut(chunk)
             .zip(g.par_chunks(chunk).zip(xhat.par_chunks(chunk))))
         .zip(rstd.par_chunks(ROWS_PER_TASK))
-        .map(task)
+        .map(|((dx, (g, xhat)), rstd)| task(dx, g, xhat, rstd))
         .collect()
     } else {
         (dx.chunks_mut(chunk)
             .zip(g.chunks(chunk).zip(xhat.chunks(chunk))))
         .zip(rstd.chunks(ROWS_PER_TASK))
-        .map(task)
+        .map(|((dx, (g, xhat)), rstd)| task(dx, g, xhat, rstd))
         .collect()
     };
     let mut dgamma = vec![0f32; d];

@@ -51,7 +51,7 @@ pub struct Platform {
     /// Tensor backend of the model stages: `cpu` or `cuda`.
     pub backend: String,
     /// The kernels the model stages ran (`model::backend::cpu_kernels`: SIMD level, gemm path,
-    /// L1 geometry); absent when no stage ran a model. On the same os/arch/backend, different
+    /// gemm's k-block); absent when no stage ran a model. On the same os/arch/backend, different
     /// kernels can change the last bits, so the comparison then uses the tolerances.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kernels: Option<String>,

@@ -439,7 +439,7 @@ mod tests {
                 os: "linux".to_string(),
                 arch: "x86_64".to_string(),
                 backend: backend.to_string(),
-                kernels: Some("simd V3, gemm fma k-block 512 (L1d 32 KiB 8-way)".to_string()),
+                kernels: Some("simd V3, gemm fma k-block 512".to_string()),
             },
             tolerance: TolerancePolicy::default_for("cpu"),
             data: BTreeMap::from([("data/a.csv".to_string(), "d1".to_string())]),
@@ -561,7 +561,7 @@ mod tests {
     #[test]
     fn other_cpu_kernels_on_the_same_platform_compare_metrics_within_tolerance() {
         let mut here = lock("cpu", pipeline("t2", 0.803));
-        here.platform.kernels = Some("simd V2, gemm scalar (L1d 32 KiB 8-way)".to_string());
+        here.platform.kernels = Some("simd V2, gemm scalar".to_string());
         let v = verdict(&lock("cpu", pipeline("t", 0.8)), &here, "l");
         assert_eq!(v.mode, "tolerance");
         assert!(v.ok, "{:#?}", v.rows);
