@@ -4,9 +4,10 @@
 //! burn's autodiff backend records LayerNorm as ten elementwise and reduction ops and softmax
 //! as five (plus the score scale and the key-mask bias), each a fresh buffer forward and more
 //! backward. Here each is one pass over its rows forward and one backward, and the model calls
-//! [`layer_norm`] and [`attention_softmax`] instead of burn's. Any other backend (CUDA, or the
-//! plain CPU backend at inference) takes burn's own ops; which one a call gets is decided by
-//! the tensor's type, with no unsafe code.
+//! [`layer_norm`] and [`attention_softmax`] instead of burn's. The plain CPU backend (inference,
+//! the JEPA targets) runs the same forward kernels, so training and inference share one
+//! arithmetic; any other backend (CUDA) takes burn's own ops. Which one a call gets is decided
+//! by the tensor's type, with no unsafe code.
 //!
 //! The arithmetic is plain Rust on `f32` slices: every sum runs over eight fixed lanes that are
 //! combined in one fixed order, and no multiply-add is fused, so the bits depend neither on the
@@ -77,17 +78,13 @@ pub fn layer_norm<B: Backend, const D: usize>(
     };
     match same_type::<Tensor<B, D>, Tensor<Flex, D>>(x) {
         Ok(x) => {
-            let gamma: Tensor<Flex, 1> = as_backend(layer.gamma.val());
-            let beta: Tensor<Flex, 1> = as_backend(beta.val());
-            let (x, gamma, beta) = (flex(x), flex(gamma), flex(beta));
-            let shape = x.shape();
-            let d = shape[D - 1];
-            let (y, _, _) = layer_norm_forward(
-                x.storage::<f32>(),
+            let gamma = flex(as_backend::<B, Flex, 1>(layer.gamma.val()));
+            let beta = flex(as_backend::<B, Flex, 1>(beta.val()));
+            let (shape, y, _) = layer_norm_flex(
+                x,
                 gamma.storage::<f32>(),
                 beta.storage::<f32>(),
-                d,
-                LAYER_NORM_EPSILON as f32,
+                LAYER_NORM_EPSILON,
             );
             back(from_flex::<D>(new_f32(shape, y)))
         }
@@ -95,21 +92,28 @@ pub fn layer_norm<B: Backend, const D: usize>(
     }
 }
 
+/// LayerNorm of a plain CPU tensor's last-dimension rows: its shape, the output and the
+/// normalized rows.
+fn layer_norm_flex<const D: usize>(
+    x: Tensor<Flex, D>,
+    gamma: &[f32],
+    beta: &[f32],
+    epsilon: f64,
+) -> (Shape, Vec<f32>, Vec<f32>) {
+    let x = flex(x);
+    let shape = x.shape();
+    let d = shape[D - 1];
+    let (y, xhat, _) = layer_norm_forward(x.storage::<f32>(), gamma, beta, d, epsilon as f32);
+    (shape, y, xhat)
+}
+
 /// LayerNorm without affine parameters over the last dimension; fused on the plain CPU backend
 /// (where the JEPA targets are computed).
 pub fn layer_norm_plain<B: Backend, const D: usize>(x: Tensor<B, D>, epsilon: f64) -> Tensor<B, D> {
     match same_type::<Tensor<B, D>, Tensor<Flex, D>>(x) {
         Ok(x) => {
-            let x = flex(x);
-            let shape = x.shape();
-            let d = shape[D - 1];
-            let (_, xhat, _) = layer_norm_forward(
-                x.storage::<f32>(),
-                &vec![1.0; d],
-                &vec![0.0; d],
-                d,
-                epsilon as f32,
-            );
+            let d = x.dims()[D - 1];
+            let (shape, _, xhat) = layer_norm_flex(x, &vec![1.0; d], &vec![0.0; d], epsilon);
             back(from_flex::<D>(new_f32(shape, xhat)))
         }
         Err(x) => {
@@ -495,7 +499,7 @@ pub fn softmax_forward(
 /// `scale · y · (g − Σ g·y)` per row.
 pub fn softmax_backward(g: &[f32], y: &[f32], keys: usize, scale: f32) -> Vec<f32> {
     let mut ds = vec![0f32; g.len()];
-    let chunk = 64 * keys;
+    let chunk = ROWS_PER_TASK * keys;
     let task = |(ds, (g, y)): (&mut [f32], (&[f32], &[f32]))| {
         for ((ds, g), y) in ds
             .chunks_exact_mut(keys)
