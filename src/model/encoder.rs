@@ -4,7 +4,6 @@
 
 use burn::module::Module;
 use burn::nn::{LayerNorm, Linear};
-use burn::tensor::activation::gelu;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 
@@ -179,7 +178,7 @@ impl<B: Backend> Mlp<B> {
     }
 
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        dense(&self.fc2, gelu(dense(&self.fc1, x)))
+        dense(&self.fc2, fused::gelu(dense(&self.fc1, x)))
     }
 }
 

@@ -1,19 +1,20 @@
-//! Fused CPU training kernels: LayerNorm and the attention softmax as one op each, forward and
-//! backward, for the CPU training backend ([`CpuBackend`]).
+//! Fused CPU training kernels: LayerNorm, the attention softmax and GELU as one op each,
+//! forward and backward, for the CPU training backend ([`CpuBackend`]).
 //!
 //! burn's autodiff backend records LayerNorm as ten elementwise and reduction ops and softmax
 //! as five (plus the score scale and the key-mask bias), each a fresh buffer forward and more
-//! backward. Here each is one pass over its rows forward and one backward, and the model calls
-//! [`layer_norm`] and [`attention_softmax`] instead of burn's. The plain CPU backend (inference,
-//! the JEPA targets) runs the same forward kernels, so training and inference share one
-//! arithmetic; any other backend (CUDA) takes burn's own ops. Which one a call gets is decided
-//! by the tensor's type, with no unsafe code.
+//! backward; its GELU calls libm's scalar `erf` per element, forward and again backward. Here
+//! each is one pass over its rows forward and one backward, and the model calls
+//! [`layer_norm`], [`attention_softmax`] and [`gelu`] instead of burn's. The plain CPU backend
+//! (inference, the JEPA targets) runs the same forward kernels, so training and inference share
+//! one arithmetic; any other backend (CUDA) takes burn's own ops. Which one a call gets is
+//! decided by the tensor's type, with no unsafe code.
 //!
 //! The arithmetic is plain Rust on `f32` slices: every sum runs over eight fixed lanes that are
 //! combined in one fixed order, and no multiply-add is fused, so the bits depend neither on the
 //! thread count nor on the instruction set (rows are split among threads, never a sum).
-//! `exp` is [`exp_f32`], this module's own, so that no libm variant chosen at run time can
-//! change it either.
+//! `exp` and `erf` are [`exp_f32`] and [`erf_f32`], this module's own, branch-free so that
+//! their loops vectorize, and so that no libm variant chosen at run time can change them.
 
 use std::any::Any;
 
@@ -164,6 +165,23 @@ pub fn attention_softmax<B: Backend>(
     }
 }
 
+/// `gelu(x)` (the exact form, `x · Φ(x)`, as PyTorch's default); fused on the CPU backends
+/// (training and inference), with [`erf_f32`] and [`exp_f32`].
+pub fn gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    let x = match same_type::<Tensor<B, D>, Tensor<CpuBackend, D>>(x) {
+        Ok(x) => return back(gelu_cpu(x)),
+        Err(x) => x,
+    };
+    match same_type::<Tensor<B, D>, Tensor<Flex, D>>(x) {
+        Ok(x) => {
+            let x = flex(x);
+            let y = gelu_forward(x.storage::<f32>());
+            back(from_flex::<D>(new_f32(x.shape(), y)))
+        }
+        Err(x) => burn::tensor::activation::gelu(x),
+    }
+}
+
 type AdTensor = FloatTensor<CpuBackend>;
 
 /// A plain CPU tensor's contiguous `f32` storage.
@@ -301,6 +319,39 @@ fn attention_softmax_cpu(
         .stateful()
     {
         OpsKind::Tracked(prep) => prep.finish((y.clone(), scale), y),
+        OpsKind::UnTracked(prep) => prep.finish(y),
+    };
+    tensor(out)
+}
+
+#[derive(Debug)]
+struct GeluOp;
+
+impl Backward<Flex, 1> for GeluOp {
+    /// The input.
+    type State = FlexTensor;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let x = ops.state;
+        let grad = f32_rows(&grads.consume::<Flex>(&ops.node));
+        let [parent] = ops.parents;
+        if let Some(node) = parent {
+            let dx = gelu_backward(grad.storage::<f32>(), x.storage::<f32>());
+            grads.register::<Flex>(node.id, new_f32(x.shape(), dx));
+        }
+    }
+}
+
+fn gelu_cpu<const D: usize>(x: Tensor<CpuBackend, D>) -> Tensor<CpuBackend, D> {
+    let x = primitive(x);
+    let input = f32_rows(&x.primitive);
+    let y = new_f32(input.shape(), gelu_forward(input.storage::<f32>()));
+    let out = match GeluOp
+        .prepare::<NoCheckpointing>([x.node.clone()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => prep.finish(input, y),
         OpsKind::UnTracked(prep) => prep.finish(y),
     };
     tensor(out)
@@ -524,6 +575,51 @@ pub fn softmax_backward(g: &[f32], y: &[f32], keys: usize, scale: f32) -> Vec<f3
     ds
 }
 
+/// Elements per task of the elementwise kernels (no sums: any split gives the same bits).
+const ELEMENTS_PER_TASK: usize = 16 * 1024;
+
+/// `out[i] = f(a[i], b[i])` (`b` = `a` for one input), split among threads above
+/// [`PARALLEL_MIN`].
+fn elementwise(a: &[f32], b: &[f32], f: impl Fn(&mut [f32], &[f32], &[f32]) + Sync) -> Vec<f32> {
+    let mut out = vec![0f32; a.len()];
+    if a.len() >= PARALLEL_MIN {
+        out.par_chunks_mut(ELEMENTS_PER_TASK)
+            .zip(
+                a.par_chunks(ELEMENTS_PER_TASK)
+                    .zip(b.par_chunks(ELEMENTS_PER_TASK)),
+            )
+            .for_each(|(o, (a, b))| f(o, a, b));
+    } else {
+        f(&mut out, a, b);
+    }
+    out
+}
+
+const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
+
+/// `x · Φ(x)` with `Φ(x) = (1 + erf(x / √2)) / 2`.
+pub fn gelu_forward(x: &[f32]) -> Vec<f32> {
+    elementwise(x, x, |y, x, _| {
+        for (y, &x) in y.iter_mut().zip(x) {
+            *y = x * (0.5 + 0.5 * erf_f32(x * FRAC_1_SQRT_2));
+        }
+    })
+}
+
+/// The input gradient of [`gelu_forward`] from the output gradient `g`:
+/// `g · (Φ(x) + x · φ(x))`, `φ` the standard normal density.
+pub fn gelu_backward(g: &[f32], x: &[f32]) -> Vec<f32> {
+    // 1 / √(2π)
+    const INV_SQRT_2PI: f32 = 0.398_942_3;
+    elementwise(g, x, |dx, g, x| {
+        for ((dx, &g), &x) in dx.iter_mut().zip(g).zip(x) {
+            let cdf = 0.5 + 0.5 * erf_f32(x * FRAC_1_SQRT_2);
+            let pdf = INV_SQRT_2PI * exp_f32(-0.5 * (x * x));
+            *dx = g * (cdf + x * pdf);
+        }
+    })
+}
+
 /// `e^x` in `f32` from plain multiplies and adds (no libm, no fused multiply-add): the same bits
 /// on every CPU. Range reduction `x = k·ln 2 + r` with `ln 2` in two parts, a degree-7 Taylor
 /// polynomial on `|r| ≤ ln 2 / 2` (relative error below 2 ulp), then `2^k` built in the exponent
@@ -557,6 +653,40 @@ pub fn exp_f32(x: f32) -> f32 {
         f32::INFINITY
     } else {
         y
+    }
+}
+
+/// `erf(x)` in `f32` from plain multiplies, adds and one division (no libm, no fused
+/// multiply-add): the same bits on every CPU. A rational approximation `x · P(x²) / Q(x²)` on
+/// `|x| ≤ 4` (the same form and coefficients as Eigen's and XLA's `f32` erf; beyond 4, `erf` is
+/// ±1 in `f32`), branch-free so that a loop of it vectorizes. Within 4·10⁻⁷ of the exact value
+/// (tested; the `f32` rounding of the polynomials, largest near |x| = 4).
+pub fn erf_f32(x: f32) -> f32 {
+    const A: [f32; 7] = [
+        -1.609_603_3e-2,
+        -2.954_600_2e-3,
+        -7.349_906_3e-4,
+        -5.692_506_4e-5,
+        -2.101_024e-6,
+        2.770_681_4e-8,
+        -2.726_142_3e-10,
+    ];
+    const B: [f32; 5] = [
+        -1.426_473_9e-2,
+        -7.373_329e-3,
+        -1.682_827e-3,
+        -2.133_740_6e-4,
+        -1.456_607_2e-5,
+    ];
+    let x = x.clamp(-4.0, 4.0);
+    let x2 = x * x;
+    let p = A[0] + x2 * (A[1] + x2 * (A[2] + x2 * (A[3] + x2 * (A[4] + x2 * (A[5] + x2 * A[6])))));
+    let q = B[0] + x2 * (B[1] + x2 * (B[2] + x2 * (B[3] + x2 * B[4])));
+    // Past 3.93, erf rounds to ±1 in `f32`; so does this, exactly.
+    if x.abs() > 3.93 {
+        1f32.copysign(x)
+    } else {
+        x * p / q
     }
 }
 
@@ -717,10 +847,58 @@ mod tests {
                 let (dx, dg, db) = layer_norm_backward(&g, &xhat, &rstd, &gamma, d);
                 let p = softmax_forward(&x, None, 1, 16, 0.5);
                 let ds = softmax_backward(&g, &p, 16, 0.5);
-                [y, dx, dg, db, p, ds].map(|v| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>())
+                let (gy, gdx) = (gelu_forward(&x), gelu_backward(&g, &x));
+                [y, dx, dg, db, p, ds, gy, gdx]
+                    .map(|v| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>())
             })
         };
         assert!(run(1) == run(4), "every kernel output bit for bit");
+    }
+
+    #[test]
+    fn gelu_matches_burns_values_and_gradients_and_inference_is_the_training_arithmetic() {
+        // Past both ends of erf's clamp, around 0, and ordinary values.
+        let mut x = random(300, 12).iter().map(|v| 3.0 * v).collect::<Vec<_>>();
+        x.extend([-12.0, -6.0, -5.5, -1e-6, 0.0, 1e-6, 5.5, 6.0, 12.0]);
+        let n = x.len();
+        let w = t::<CpuBackend, 1>(random(n, 13), [n]);
+        let run = |fused: bool| {
+            let xt = t::<CpuBackend, 1>(x.clone(), [n]).require_grad();
+            let y = if fused {
+                gelu(xt.clone())
+            } else {
+                burn::tensor::activation::gelu(xt.clone())
+            };
+            let grads = (y.clone() * w.clone()).sum().backward();
+            [values(y), values(xt.grad(&grads).unwrap())]
+        };
+        let (ours, burns) = (run(true), run(false));
+        assert_close("output", &ours[0], &burns[0], 1e-6);
+        assert_close("d input", &ours[1], &burns[1], 1e-6);
+        let infer = gelu(t::<Flex, 1>(x, [n]));
+        assert_eq!(values(infer), ours[0], "the same bits at inference");
+    }
+
+    #[test]
+    fn erf_is_within_4e_7_of_the_exact_value() {
+        let mut x = -6.0f32;
+        let mut worst = 0f64;
+        while x < 6.0 {
+            let exact = statrs::function::erf::erf(x as f64);
+            let ours = erf_f32(x) as f64;
+            assert!(
+                (ours - exact).abs() <= 4e-7,
+                "erf({x}) = {ours}, exactly {exact}"
+            );
+            worst = worst.max((ours - exact).abs());
+            x += 0.0007;
+        }
+        eprintln!("erf: worst error {worst:e}");
+        assert_eq!(erf_f32(0.0), 0.0);
+        assert_eq!(erf_f32(9.0), 1.0);
+        assert_eq!(erf_f32(-9.0), -1.0);
+        assert_eq!(erf_f32(f32::INFINITY), 1.0);
+        assert!(erf_f32(f32::NAN).is_nan());
     }
 
     #[test]

@@ -4,7 +4,6 @@
 use burn::module::Module;
 use burn::nn::{LayerNorm, Linear};
 use burn::tensor::Tensor;
-use burn::tensor::activation::gelu;
 use burn::tensor::backend::Backend;
 
 use super::Arch;
@@ -33,7 +32,7 @@ impl<B: Backend> Head<B> {
 
     pub fn forward(&self, pooled: Tensor<B, 2>) -> Tensor<B, 1> {
         let [b, _] = pooled.dims();
-        let h = gelu(self.fc1.forward(fused::layer_norm(&self.norm, pooled)));
+        let h = fused::gelu(self.fc1.forward(fused::layer_norm(&self.norm, pooled)));
         self.fc2.forward(h).reshape([b])
     }
 }
