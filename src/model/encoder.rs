@@ -92,67 +92,36 @@ impl<B: Backend> Attention<B> {
         }
     }
 
-    /// `x`: `[batch, tokens, dim]`; `key_bias`: `[batch, 1, 1, tokens]` (0 or [`MASKED_SCORE`]),
+    /// `x`: `[batch, tokens, dim]`; `key_bias`: `[batch, tokens]` (0 or [`MASKED_SCORE`]),
     /// `None` when every key is present.
     ///
     /// Queries, keys and values are three products with column blocks of the one `qkv` weight
     /// (strided views, no copy). Cutting them out of one `[.., 3 · heads · dim_head]` product
     /// instead made every backward pass build three zero-filled gradients of that size and add
     /// them; without them a training step is 4–10% faster (`bench/train-step.sh`, both shapes).
-    /// The weight's own blocks are 13× smaller than that product at the `paper` shapes.
-    ///
-    /// Heads move between the token-major rows of the products and the head-major batches of
-    /// attention by a row gather ([`head_order`]), which the CPU backend does as one copy per
-    /// `dim_head` run (its backward: a scatter-add of the same rows). A transposed view instead
-    /// left the reshape next to it to copy element by element, forward and backward.
-    pub fn forward(&self, x: Tensor<B, 3>, key_bias: Option<Tensor<B, 4>>) -> Tensor<B, 3> {
+    /// The weight's own blocks are 13× smaller than that product at the `paper` shapes. The
+    /// products stay token-major: [`fused::attention`] reads each head's columns in place.
+    pub fn forward(&self, x: Tensor<B, 3>, key_bias: Option<Tensor<B, 2>>) -> Tensor<B, 3> {
         let [b, t, d] = x.dims();
-        let (h, dh) = (self.heads, self.dim_head);
-        let inner = h * dh;
-        let device = x.device();
+        let inner = self.heads * self.dim_head;
         let x = x.reshape([b * t, d]);
         let w = self.qkv.weight.val();
-        let to_heads = index_tensor::<B>(&head_order(b, t, h, true), &device);
-        // [batch · tokens · heads, dim_head] → [batch, heads, tokens, dim_head]
         let project = |i: usize| {
             x.clone()
                 .matmul(w.clone().narrow(1, i * inner, inner))
-                .reshape([b * t * h, dh])
-                .select(0, to_heads.clone())
-                .reshape([b, h, t, dh])
+                .reshape([b, t, inner])
         };
-        let (q, k, v) = (project(0), project(1), project(2));
-        let scale = 1.0 / (dh as f64).sqrt();
-        // [batch, heads, tokens, tokens]
-        let attn = fused::attention_softmax(q.matmul(k.swap_dims(2, 3)), scale, key_bias);
-        // [batch, heads, tokens, dim_head] → [batch, tokens, heads · dim_head]
-        let to_tokens = index_tensor::<B>(&head_order(b, t, h, false), &device);
-        let ctx = attn
-            .matmul(v)
-            .reshape([b * h * t, dh])
-            .select(0, to_tokens)
-            .reshape([b, t, inner]);
+        let scale = 1.0 / (self.dim_head as f64).sqrt();
+        let ctx = fused::attention(
+            project(0),
+            project(1),
+            project(2),
+            self.heads,
+            scale,
+            key_bias,
+        );
         dense(&self.out, ctx)
     }
-}
-
-/// The rows of a `[batch · tokens · heads, dim_head]` block in head-major order
-/// (`[batch · heads · tokens, ..]`) with `to_heads`, or the rows of a head-major block in
-/// token-major order without: output row `i` is input row `order[i]`.
-pub fn head_order(batch: usize, tokens: usize, heads: usize, to_heads: bool) -> Vec<usize> {
-    let mut order = Vec::with_capacity(batch * tokens * heads);
-    for b in 0..batch {
-        if to_heads {
-            for h in 0..heads {
-                order.extend((0..tokens).map(|t| (b * tokens + t) * heads + h));
-            }
-        } else {
-            for t in 0..tokens {
-                order.extend((0..heads).map(|h| (b * heads + h) * tokens + t));
-            }
-        }
-    }
-    order
 }
 
 /// An index tensor for `select`.
@@ -211,7 +180,7 @@ impl<B: Backend> Block<B> {
     pub fn forward(
         &self,
         x: Tensor<B, 3>,
-        key_bias: Option<Tensor<B, 4>>,
+        key_bias: Option<Tensor<B, 2>>,
         drop: &mut Dropout,
     ) -> Tensor<B, 3> {
         let a = self
@@ -268,19 +237,12 @@ impl<B: Backend> Keys<B> {
         }
     }
 
-    /// The `[batch, 1, 1, tokens]` additive attention bias, `None` when every key is present.
-    fn bias(&self) -> Option<Tensor<B, 4>> {
+    /// The `[batch, tokens]` additive attention bias, `None` when every key is present.
+    fn bias(&self) -> Option<Tensor<B, 2>> {
         let Keys::Masked(mask) = self else {
             return None;
         };
-        let [b, t] = mask.dims();
-        Some(
-            mask.clone()
-                .neg()
-                .add_scalar(1.0)
-                .mul_scalar(MASKED_SCORE)
-                .reshape([b, 1, 1, t]),
-        )
+        Some(mask.clone().neg().add_scalar(1.0).mul_scalar(MASKED_SCORE))
     }
 }
 

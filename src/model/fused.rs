@@ -1,18 +1,20 @@
-//! Fused CPU training kernels: LayerNorm, the attention softmax and GELU as one op each,
-//! forward and backward, for the CPU training backend ([`CpuBackend`]).
+//! Fused CPU training kernels: LayerNorm, multi-head attention and GELU as one op each, forward
+//! and backward, for the CPU training backend ([`CpuBackend`]).
 //!
-//! burn's autodiff backend records LayerNorm as ten elementwise and reduction ops and softmax
-//! as five (plus the score scale and the key-mask bias), each a fresh buffer forward and more
-//! backward; its GELU calls libm's scalar `erf` per element, forward and again backward. Here
-//! each is one pass over its rows forward and one backward, and the model calls
-//! [`layer_norm`], [`attention_softmax`] and [`gelu`] instead of burn's. The plain CPU backend
+//! burn's autodiff backend records LayerNorm as ten elementwise and reduction ops; attention as
+//! layout copies of the heads, two batched matmuls and a softmax of five ops (plus the score
+//! scale and the key-mask bias), each a fresh buffer forward and more backward; its GELU calls
+//! libm's scalar `erf` per element, forward and again backward. Here each is one pass forward
+//! and one backward, and the model calls [`layer_norm`], [`attention`] and [`gelu`] instead of
+//! burn's. The plain CPU backend
 //! (inference, the JEPA targets) runs the same forward kernels, so training and inference share
 //! one arithmetic; any other backend (CUDA) takes burn's own ops. Which one a call gets is
 //! decided by the tensor's type, with no unsafe code.
 //!
 //! The arithmetic is plain Rust on `f32` slices: every sum runs over eight fixed lanes that are
 //! combined in one fixed order, and no multiply-add is fused, so the bits depend neither on the
-//! thread count nor on the instruction set (rows are split among threads, never a sum).
+//! thread count nor on the instruction set (rows and batch items are split among threads, never
+//! a sum).
 //! `exp` and `erf` are [`exp_f32`] and [`erf_f32`], this module's own, branch-free so that
 //! their loops vectorize, and so that no libm variant chosen at run time can change them.
 
@@ -28,6 +30,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::ops::FloatTensor;
 use burn::tensor::{DType, Shape, Tensor, TensorMetadata, TensorPrimitive};
 use burn_flex::FlexTensor;
+use macerator::{Arch, Simd, WithSimd};
 use rayon::prelude::*;
 
 use super::backend::CpuBackend;
@@ -104,7 +107,14 @@ fn layer_norm_flex<const D: usize>(
     let x = flex(x);
     let shape = x.shape();
     let d = shape[D - 1];
-    let (y, xhat, _) = layer_norm_forward(x.storage::<f32>(), gamma, beta, d, epsilon as f32);
+    let (y, xhat, _) = layer_norm_forward(
+        Arch::new(),
+        x.storage::<f32>(),
+        gamma,
+        beta,
+        d,
+        epsilon as f32,
+    );
     (shape, y, xhat)
 }
 
@@ -126,43 +136,71 @@ pub fn layer_norm_plain<B: Backend, const D: usize>(x: Tensor<B, D>, epsilon: f6
     }
 }
 
-/// `softmax(scores · scale + key_bias)` over the last dimension; `scores` `[batch, heads,
-/// queries, keys]`, `key_bias` `[batch, 1, 1, keys]` (no gradient flows into it). Fused on the
-/// CPU training backend.
-pub fn attention_softmax<B: Backend>(
-    scores: Tensor<B, 4>,
+/// Multi-head attention over token-major rows: `q`, `k`, `v` `[batch, tokens, heads · dim_head]`
+/// (head `h` in columns `h · dim_head ..`) → the same shape, each head
+/// `softmax(q · kᵀ · scale + key_bias) · v`. `key_bias` `[batch, tokens]` is 0, or
+/// [`super::encoder::MASKED_SCORE`] for a key no query may read (no gradient flows into it).
+///
+/// Fused on the CPU backends (training and inference): each batch item's heads are read
+/// straight from the projections' rows and written straight to the output's, so no layout copy
+/// moves heads in and out of a batched matmul, and the products of 13 × 32 blocks that the
+/// `paper` shapes give are plain loops instead of thousands of tiny gemm calls. Elsewhere
+/// (CUDA) [`attention_reference`], burn's ops.
+pub fn attention<B: Backend>(
+    q: Tensor<B, 3>,
+    k: Tensor<B, 3>,
+    v: Tensor<B, 3>,
+    heads: usize,
     scale: f64,
-    key_bias: Option<Tensor<B, 4>>,
-) -> Tensor<B, 4> {
-    let scores = match same_type::<Tensor<B, 4>, Tensor<CpuBackend, 4>>(scores) {
-        Ok(scores) => {
-            let bias = key_bias.map(|b| flex(as_backend::<B, CpuBackend, 4>(b).inner()));
-            return back(attention_softmax_cpu(scores, scale as f32, bias));
+    key_bias: Option<Tensor<B, 2>>,
+) -> Tensor<B, 3> {
+    type Qkv<B> = (Tensor<B, 3>, Tensor<B, 3>, Tensor<B, 3>);
+    let qkv = match same_type::<Qkv<B>, Qkv<CpuBackend>>((q, k, v)) {
+        Ok((q, k, v)) => {
+            let bias = key_bias.map(|b| flex(as_backend::<B, CpuBackend, 2>(b).inner()));
+            return back(attention_cpu(q, k, v, heads, scale as f32, bias));
         }
-        Err(scores) => scores,
+        Err(qkv) => qkv,
     };
-    match same_type::<Tensor<B, 4>, Tensor<Flex, 4>>(scores) {
-        Ok(scores) => {
-            let bias = key_bias.map(|b| flex(as_backend::<B, Flex, 4>(b)));
-            let s = flex(scores);
-            let shape = s.shape();
-            let y = softmax_forward(
-                s.storage::<f32>(),
+    match same_type::<Qkv<B>, Qkv<Flex>>(qkv) {
+        Ok((q, k, v)) => {
+            let bias = key_bias.map(|b| flex(as_backend::<B, Flex, 2>(b)));
+            let (q, k, v) = (flex(q), flex(k), flex(v));
+            let geometry = Heads::of(&q, &k, &v, heads, scale as f32);
+            let (out, _) = attention_forward(
+                Arch::new(),
+                q.storage::<f32>(),
+                k.storage::<f32>(),
+                v.storage::<f32>(),
                 bias.as_ref().map(|b| b.storage::<f32>()),
-                shape[1] * shape[2],
-                shape[3],
-                scale as f32,
+                geometry,
             );
-            back(from_flex::<4>(new_f32(shape, y)))
+            back(from_flex::<3>(new_f32(q.shape(), out)))
         }
-        Err(scores) => {
-            let mut s = scores.mul_scalar(scale);
-            if let Some(bias) = key_bias {
-                s = s + bias;
-            }
-            burn::tensor::activation::softmax(s, 3)
-        }
+        Err((q, k, v)) => attention_reference(q, k, v, heads, scale, key_bias),
     }
+}
+
+/// [`attention`] in burn's ops: heads as a transposed view, two batched matmuls and burn's
+/// softmax. What a GPU backend runs, and the reference the fused kernels are tested against.
+pub fn attention_reference<B: Backend>(
+    q: Tensor<B, 3>,
+    k: Tensor<B, 3>,
+    v: Tensor<B, 3>,
+    heads: usize,
+    scale: f64,
+    key_bias: Option<Tensor<B, 2>>,
+) -> Tensor<B, 3> {
+    let [b, t, inner] = q.dims();
+    let split = |x: Tensor<B, 3>| x.reshape([b, t, heads, inner / heads]).swap_dims(1, 2);
+    let mut scores = split(q).matmul(split(k).swap_dims(2, 3)).mul_scalar(scale);
+    if let Some(bias) = key_bias {
+        scores = scores + bias.reshape([b, 1, 1, t]);
+    }
+    burn::tensor::activation::softmax(scores, 3)
+        .matmul(split(v))
+        .swap_dims(1, 2)
+        .reshape([b, t, inner])
 }
 
 /// `gelu(x)` (the exact form, `x · Φ(x)`, as PyTorch's default); fused on the CPU backends
@@ -175,7 +213,7 @@ pub fn gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
     match same_type::<Tensor<B, D>, Tensor<Flex, D>>(x) {
         Ok(x) => {
             let x = flex(x);
-            let y = gelu_forward(x.storage::<f32>());
+            let y = gelu_forward(Arch::new(), x.storage::<f32>());
             back(from_flex::<D>(new_f32(x.shape(), y)))
         }
         Err(x) => burn::tensor::activation::gelu(x),
@@ -224,6 +262,7 @@ impl Backward<Flex, 3> for LayerNormOp {
         let shape = xhat.shape();
         let d = gamma.shape().num_elements();
         let (dx, dgamma, dbeta) = layer_norm_backward(
+            Arch::new(),
             grad.storage::<f32>(),
             xhat.storage::<f32>(),
             &rstd,
@@ -255,6 +294,7 @@ fn layer_norm_cpu<const D: usize>(
     let g = f32_rows(&gamma.primitive);
     let b = f32_rows(&beta.primitive);
     let (y, xhat, rstd) = layer_norm_forward(
+        Arch::new(),
         input.storage::<f32>(),
         g.storage::<f32>(),
         b.storage::<f32>(),
@@ -274,52 +314,64 @@ fn layer_norm_cpu<const D: usize>(
 }
 
 #[derive(Debug)]
-struct SoftmaxOp;
+struct AttentionOp;
 
-impl Backward<Flex, 1> for SoftmaxOp {
-    /// The output and the scale.
-    type State = (FlexTensor, f32);
+impl Backward<Flex, 3> for AttentionOp {
+    /// The queries, keys and values, the attention weights and the geometry.
+    type State = (FlexTensor, FlexTensor, FlexTensor, Vec<f32>, Heads);
 
-    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let (y, scale) = ops.state;
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let (q, k, v, probs, geometry) = ops.state;
         let grad = f32_rows(&grads.consume::<Flex>(&ops.node));
-        let [parent] = ops.parents;
-        if let Some(node) = parent {
-            let shape = y.shape();
-            let keys = shape[3];
-            let ds = softmax_backward(grad.storage::<f32>(), y.storage::<f32>(), keys, scale);
-            grads.register::<Flex>(node.id, new_f32(shape, ds));
+        let [pq, pk, pv] = ops.parents;
+        let (dq, dk, dv) = attention_backward(
+            Arch::new(),
+            q.storage::<f32>(),
+            k.storage::<f32>(),
+            v.storage::<f32>(),
+            &probs,
+            grad.storage::<f32>(),
+            geometry,
+        );
+        for (parent, d) in [(pq, dq), (pk, dk), (pv, dv)] {
+            if let Some(node) = parent {
+                grads.register::<Flex>(node.id, new_f32(q.shape(), d));
+            }
         }
     }
 }
 
-fn attention_softmax_cpu(
-    scores: Tensor<CpuBackend, 4>,
+fn attention_cpu(
+    q: Tensor<CpuBackend, 3>,
+    k: Tensor<CpuBackend, 3>,
+    v: Tensor<CpuBackend, 3>,
+    heads: usize,
     scale: f32,
     key_bias: Option<FlexTensor>,
-) -> Tensor<CpuBackend, 4> {
-    let scores = primitive(scores);
-    let shape = scores.primitive.shape();
-    let [batch, heads, queries, keys] = [shape[0], shape[1], shape[2], shape[3]];
-    let s = f32_rows(&scores.primitive);
-    let bias = key_bias.inspect(|b| {
-        assert_eq!(b.shape(), Shape::new([batch, 1, 1, keys]), "key bias shape");
-    });
-    let y = softmax_forward(
-        s.storage::<f32>(),
-        bias.as_ref().map(|b| b.storage::<f32>()),
-        heads * queries,
-        keys,
-        scale,
+) -> Tensor<CpuBackend, 3> {
+    let (q, k, v) = (primitive(q), primitive(k), primitive(v));
+    let (qf, kf, vf) = (
+        f32_rows(&q.primitive),
+        f32_rows(&k.primitive),
+        f32_rows(&v.primitive),
     );
-    let y = new_f32(shape, y);
-    let out = match SoftmaxOp
-        .prepare::<NoCheckpointing>([scores.node.clone()])
+    let geometry = Heads::of(&qf, &kf, &vf, heads, scale);
+    let (out, probs) = attention_forward(
+        Arch::new(),
+        qf.storage::<f32>(),
+        kf.storage::<f32>(),
+        vf.storage::<f32>(),
+        key_bias.as_ref().map(|b| b.storage::<f32>()),
+        geometry,
+    );
+    let out = new_f32(qf.shape(), out);
+    let out = match AttentionOp
+        .prepare::<NoCheckpointing>([q.node.clone(), k.node.clone(), v.node.clone()])
         .compute_bound()
         .stateful()
     {
-        OpsKind::Tracked(prep) => prep.finish((y.clone(), scale), y),
-        OpsKind::UnTracked(prep) => prep.finish(y),
+        OpsKind::Tracked(prep) => prep.finish((qf, kf, vf, probs, geometry), out),
+        OpsKind::UnTracked(prep) => prep.finish(out),
     };
     tensor(out)
 }
@@ -336,7 +388,7 @@ impl Backward<Flex, 1> for GeluOp {
         let grad = f32_rows(&grads.consume::<Flex>(&ops.node));
         let [parent] = ops.parents;
         if let Some(node) = parent {
-            let dx = gelu_backward(grad.storage::<f32>(), x.storage::<f32>());
+            let dx = gelu_backward(Arch::new(), grad.storage::<f32>(), x.storage::<f32>());
             grads.register::<Flex>(node.id, new_f32(x.shape(), dx));
         }
     }
@@ -345,7 +397,10 @@ impl Backward<Flex, 1> for GeluOp {
 fn gelu_cpu<const D: usize>(x: Tensor<CpuBackend, D>) -> Tensor<CpuBackend, D> {
     let x = primitive(x);
     let input = f32_rows(&x.primitive);
-    let y = new_f32(input.shape(), gelu_forward(input.storage::<f32>()));
+    let y = new_f32(
+        input.shape(),
+        gelu_forward(Arch::new(), input.storage::<f32>()),
+    );
     let out = match GeluOp
         .prepare::<NoCheckpointing>([x.node.clone()])
         .compute_bound()
@@ -362,6 +417,7 @@ fn gelu_cpu<const D: usize>(x: Tensor<CpuBackend, D>) -> Tensor<CpuBackend, D> {
 const LANES: usize = 8;
 
 /// `Σ a[i] · b[i]` over eight lanes combined in a fixed order (`b = None`: `Σ a[i]`).
+#[inline(always)]
 fn lane_dot(a: &[f32], b: Option<&[f32]>) -> f32 {
     let mut acc = [0f32; LANES];
     let n = a.len() / LANES * LANES;
@@ -393,6 +449,7 @@ fn lane_dot(a: &[f32], b: Option<&[f32]>) -> f32 {
 /// LayerNorm of each `d`-row of `x`: the output, the normalized rows, and each row's `1 / σ`
 /// (biased variance, `epsilon` inside the root, as PyTorch).
 pub fn layer_norm_forward(
+    level: Arch,
     x: &[f32],
     gamma: &[f32],
     beta: &[f32],
@@ -404,7 +461,55 @@ pub fn layer_norm_forward(
     let mut xhat = vec![0f32; x.len()];
     let mut rstd = vec![0f32; rows];
     let chunk = ROWS_PER_TASK * d;
-    let task = |y: &mut [f32], xhat: &mut [f32], rstd: &mut [f32], x: &[f32]| {
+    let task = |y, xhat, rstd, x| {
+        level.dispatch(LayerNormRows {
+            y,
+            xhat,
+            rstd,
+            x,
+            gamma,
+            beta,
+            epsilon,
+        })
+    };
+    if x.len() >= PARALLEL_MIN {
+        (y.par_chunks_mut(chunk).zip(xhat.par_chunks_mut(chunk)))
+            .zip(rstd.par_chunks_mut(ROWS_PER_TASK).zip(x.par_chunks(chunk)))
+            .for_each(|((y, xhat), (rstd, x))| task(y, xhat, rstd, x));
+    } else {
+        (y.chunks_mut(chunk).zip(xhat.chunks_mut(chunk)))
+            .zip(rstd.chunks_mut(ROWS_PER_TASK).zip(x.chunks(chunk)))
+            .for_each(|((y, xhat), (rstd, x))| task(y, xhat, rstd, x));
+    }
+    (y, xhat, rstd)
+}
+
+/// One task of [`layer_norm_forward`]: its rows.
+struct LayerNormRows<'a> {
+    y: &'a mut [f32],
+    xhat: &'a mut [f32],
+    rstd: &'a mut [f32],
+    x: &'a [f32],
+    gamma: &'a [f32],
+    beta: &'a [f32],
+    epsilon: f32,
+}
+
+impl WithSimd for LayerNormRows<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self) {
+        let LayerNormRows {
+            y,
+            xhat,
+            rstd,
+            x,
+            gamma,
+            beta,
+            epsilon,
+        } = self;
+        let d = gamma.len();
         for (r, s) in rstd.iter_mut().enumerate() {
             let (x, xhat, y) = (
                 &x[r * d..][..d],
@@ -422,21 +527,12 @@ pub fn layer_norm_forward(
                 y[j] = xhat[j] * gamma[j] + beta[j];
             }
         }
-    };
-    if x.len() >= PARALLEL_MIN {
-        (y.par_chunks_mut(chunk).zip(xhat.par_chunks_mut(chunk)))
-            .zip(rstd.par_chunks_mut(ROWS_PER_TASK).zip(x.par_chunks(chunk)))
-            .for_each(|((y, xhat), (rstd, x))| task(y, xhat, rstd, x));
-    } else {
-        (y.chunks_mut(chunk).zip(xhat.chunks_mut(chunk)))
-            .zip(rstd.chunks_mut(ROWS_PER_TASK).zip(x.chunks(chunk)))
-            .for_each(|((y, xhat), (rstd, x))| task(y, xhat, rstd, x));
     }
-    (y, xhat, rstd)
 }
 
 /// The LayerNorm gradients from the output gradient `g`: input, gain, bias.
 pub fn layer_norm_backward(
+    level: Arch,
     g: &[f32],
     xhat: &[f32],
     rstd: &[f32],
@@ -446,24 +542,14 @@ pub fn layer_norm_backward(
     let mut dx = vec![0f32; g.len()];
     let chunk = ROWS_PER_TASK * d;
     // Each task's partial gain and bias gradients, summed below in task order.
-    let task = |dx: &mut [f32], g: &[f32], xhat: &[f32], rstd: &[f32]| {
-        let mut dgamma = vec![0f32; d];
-        let mut dbeta = vec![0f32; d];
-        let mut gg = vec![0f32; d];
-        for (r, &s) in rstd.iter().enumerate() {
-            let (g, xhat, dx) = (&g[r * d..][..d], &xhat[r * d..][..d], &mut dx[r * d..][..d]);
-            for j in 0..d {
-                gg[j] = g[j] * gamma[j];
-                dgamma[j] += g[j] * xhat[j];
-                dbeta[j] += g[j];
-            }
-            let a = lane_dot(&gg, None) / d as f32;
-            let c = lane_dot(&gg, Some(xhat)) / d as f32;
-            for j in 0..d {
-                dx[j] = s * ((gg[j] - a) - xhat[j] * c);
-            }
-        }
-        (dgamma, dbeta)
+    let task = |dx, g, xhat, rstd| {
+        level.dispatch(LayerNormGrads {
+            dx,
+            g,
+            xhat,
+            rstd,
+            gamma,
+        })
     };
     let partials: Vec<(Vec<f32>, Vec<f32>)> = if g.len() >= PARALLEL_MIN {
         (dx.par_chunks_mut(chunk)
@@ -489,98 +575,324 @@ pub fn layer_norm_backward(
     (dx, dgamma, dbeta)
 }
 
-/// Softmax of each `keys`-row of `s · scale + bias`, where `bias` (one `keys`-row per batch
-/// item) applies to the `rows_per_item` rows of its item.
-pub fn softmax_forward(
-    s: &[f32],
-    bias: Option<&[f32]>,
-    rows_per_item: usize,
-    keys: usize,
-    scale: f32,
-) -> Vec<f32> {
-    let mut y = vec![0f32; s.len()];
-    let item = rows_per_item * keys;
-    let task = |(i, (y, s)): (usize, (&mut [f32], &[f32]))| {
-        let bias = bias.map(|b| &b[i * keys..][..keys]);
-        // Scores less each row's maximum, then `exp` over the whole chunk (one loop the
-        // compiler vectorizes), then each row over its sum.
-        for (y, s) in y.chunks_exact_mut(keys).zip(s.chunks_exact(keys)) {
-            match bias {
-                Some(b) => {
-                    for j in 0..keys {
-                        y[j] = s[j] * scale + b[j];
-                    }
-                }
-                None => {
-                    for j in 0..keys {
-                        y[j] = s[j] * scale;
-                    }
-                }
-            }
-            let max = y.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-            for v in y.iter_mut() {
-                *v -= max;
-            }
-        }
-        for v in y.iter_mut() {
-            *v = exp_f32(*v);
-        }
-        for y in y.chunks_exact_mut(keys) {
-            let inv = 1.0 / lane_dot(y, None);
-            for v in y.iter_mut() {
-                *v *= inv;
-            }
-        }
-    };
-    if s.len() >= PARALLEL_MIN {
-        y.par_chunks_mut(item)
-            .zip(s.par_chunks(item))
-            .enumerate()
-            .for_each(task);
-    } else {
-        y.chunks_mut(item)
-            .zip(s.chunks(item))
-            .enumerate()
-            .for_each(task);
-    }
-    y
+/// One task of [`layer_norm_backward`]: its rows' input gradients, and its partial gain and
+/// bias gradients.
+struct LayerNormGrads<'a> {
+    dx: &'a mut [f32],
+    g: &'a [f32],
+    xhat: &'a [f32],
+    rstd: &'a [f32],
+    gamma: &'a [f32],
 }
 
-/// The gradient of the scores from the output `y` and its gradient `g`:
-/// `scale · y · (g − Σ g·y)` per row.
-pub fn softmax_backward(g: &[f32], y: &[f32], keys: usize, scale: f32) -> Vec<f32> {
-    let mut ds = vec![0f32; g.len()];
-    let chunk = ROWS_PER_TASK * keys;
-    let task = |(ds, (g, y)): (&mut [f32], (&[f32], &[f32]))| {
-        for ((ds, g), y) in ds
-            .chunks_exact_mut(keys)
-            .zip(g.chunks_exact(keys))
-            .zip(y.chunks_exact(keys))
-        {
-            let dot = lane_dot(g, Some(y));
-            for j in 0..keys {
-                ds[j] = scale * (y[j] * (g[j] - dot));
+impl WithSimd for LayerNormGrads<'_> {
+    type Output = (Vec<f32>, Vec<f32>);
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self) -> Self::Output {
+        let LayerNormGrads {
+            dx,
+            g,
+            xhat,
+            rstd,
+            gamma,
+        } = self;
+        let d = gamma.len();
+        let mut dgamma = vec![0f32; d];
+        let mut dbeta = vec![0f32; d];
+        let mut gg = vec![0f32; d];
+        for (r, &s) in rstd.iter().enumerate() {
+            let (g, xhat, dx) = (&g[r * d..][..d], &xhat[r * d..][..d], &mut dx[r * d..][..d]);
+            for j in 0..d {
+                gg[j] = g[j] * gamma[j];
+                dgamma[j] += g[j] * xhat[j];
+                dbeta[j] += g[j];
+            }
+            let a = lane_dot(&gg, None) / d as f32;
+            let c = lane_dot(&gg, Some(xhat)) / d as f32;
+            for j in 0..d {
+                dx[j] = s * ((gg[j] - a) - xhat[j] * c);
             }
         }
+        (dgamma, dbeta)
+    }
+}
+
+/// The shape of an attention: `batch` items of `tokens` rows, each row `heads` blocks of
+/// `dim_head` columns, and the score scale.
+#[derive(Debug, Clone, Copy)]
+pub struct Heads {
+    pub batch: usize,
+    pub tokens: usize,
+    pub heads: usize,
+    pub dim_head: usize,
+    pub scale: f32,
+}
+
+impl Heads {
+    fn of(q: &FlexTensor, k: &FlexTensor, v: &FlexTensor, heads: usize, scale: f32) -> Heads {
+        let shape = q.shape();
+        assert!(
+            k.shape() == shape && v.shape() == shape,
+            "queries, keys and values of one shape"
+        );
+        assert_eq!(shape.num_dims(), 3, "[batch, tokens, heads · dim_head]");
+        assert_eq!(shape[2] % heads, 0, "heads divide the width");
+        Heads {
+            batch: shape[0],
+            tokens: shape[1],
+            heads,
+            dim_head: shape[2] / heads,
+            scale,
+        }
+    }
+
+    /// Floats of one item's token rows, and of its attention weights.
+    fn item_sizes(&self) -> (usize, usize) {
+        (
+            self.tokens * self.heads * self.dim_head,
+            self.heads * self.tokens * self.tokens,
+        )
+    }
+}
+
+/// `x[start..start + len]`.
+#[inline(always)]
+fn block(x: &[f32], start: usize, len: usize) -> &[f32] {
+    &x[start..][..len]
+}
+
+/// `acc[c] += a · x[c]`.
+#[inline(always)]
+fn axpy(acc: &mut [f32], a: f32, x: &[f32]) {
+    for (acc, &x) in acc.iter_mut().zip(x) {
+        *acc += a * x;
+    }
+}
+
+/// Attention of token-major `q`, `k`, `v` (see [`attention`]): the output, same layout, and the
+/// attention weights `[batch, heads, queries, keys]`. `bias`: one `tokens`-row per item.
+///
+/// Items are independent (split among threads above [`PARALLEL_MIN`]); within an item every
+/// sum runs in a fixed order: score dot products over [`lane_dot`]'s lanes, the weighted sum
+/// of values key by key.
+pub fn attention_forward(
+    level: Arch,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    bias: Option<&[f32]>,
+    g: Heads,
+) -> (Vec<f32>, Vec<f32>) {
+    let t = g.tokens;
+    let (rows, weights) = g.item_sizes();
+    let mut out = vec![0f32; q.len()];
+    let mut probs = vec![0f32; g.batch * weights];
+    let task = |(item, (out, p)): (usize, (&mut [f32], &mut [f32]))| {
+        level.dispatch(AttendItem {
+            q: block(q, item * rows, rows),
+            k: block(k, item * rows, rows),
+            v: block(v, item * rows, rows),
+            bias: bias.map(|b| block(b, item * t, t)),
+            out,
+            p,
+            g,
+        })
     };
-    if g.len() >= PARALLEL_MIN {
-        ds.par_chunks_mut(chunk)
-            .zip(g.par_chunks(chunk).zip(y.par_chunks(chunk)))
+    if q.len() >= PARALLEL_MIN {
+        out.par_chunks_mut(rows)
+            .zip(probs.par_chunks_mut(weights))
+            .enumerate()
             .for_each(task);
     } else {
-        ds.chunks_mut(chunk)
-            .zip(g.chunks(chunk).zip(y.chunks(chunk)))
+        out.chunks_mut(rows)
+            .zip(probs.chunks_mut(weights))
+            .enumerate()
             .for_each(task);
     }
-    ds
+    (out, probs)
+}
+
+/// One batch item of [`attention_forward`].
+struct AttendItem<'a> {
+    q: &'a [f32],
+    k: &'a [f32],
+    v: &'a [f32],
+    bias: Option<&'a [f32]>,
+    out: &'a mut [f32],
+    p: &'a mut [f32],
+    g: Heads,
+}
+
+impl WithSimd for AttendItem<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self) {
+        let AttendItem {
+            q,
+            k,
+            v,
+            bias,
+            out,
+            p,
+            g,
+        } = self;
+        let (t, dh) = (g.tokens, g.dim_head);
+        let inner = g.heads * dh;
+        let col = |head: usize, row: usize| row * inner + head * dh;
+        // Scores less each row's maximum, then `exp` over the item's whole block (one loop the
+        // compiler vectorizes), then each row over its sum.
+        for (h, p) in p.chunks_exact_mut(t * t).enumerate() {
+            for (i, row) in p.chunks_exact_mut(t).enumerate() {
+                let qi = block(q, col(h, i), dh);
+                for (j, s) in row.iter_mut().enumerate() {
+                    *s = lane_dot(qi, Some(block(k, col(h, j), dh))) * g.scale;
+                }
+                if let Some(b) = bias {
+                    for (s, &b) in row.iter_mut().zip(b) {
+                        *s += b;
+                    }
+                }
+                let max = row.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
+                for s in row.iter_mut() {
+                    *s -= max;
+                }
+            }
+        }
+        for s in p.iter_mut() {
+            *s = exp_f32(*s);
+        }
+        for row in p.chunks_exact_mut(t) {
+            let inv = 1.0 / lane_dot(row, None);
+            for s in row.iter_mut() {
+                *s *= inv;
+            }
+        }
+        for (h, p) in p.chunks_exact(t * t).enumerate() {
+            for (i, row) in p.chunks_exact(t).enumerate() {
+                let o = &mut out[col(h, i)..][..dh];
+                for (j, &w) in row.iter().enumerate() {
+                    axpy(o, w, block(v, col(h, j), dh));
+                }
+            }
+        }
+    }
+}
+
+/// The gradients of [`attention_forward`]'s `q`, `k`, `v` from the attention weights `probs`
+/// and the output gradient `dout`. Per head, with `P` the weights and `dS = scale · P ⊙ (dP −
+/// rowsum(dP ⊙ P))`, `dP = dO · vᵀ`: `dq = dS · k`, `dk = dSᵀ · q`, `dv = Pᵀ · dO`.
+pub fn attention_backward(
+    level: Arch,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    probs: &[f32],
+    dout: &[f32],
+    g: Heads,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let (rows, weights) = g.item_sizes();
+    let mut dq = vec![0f32; q.len()];
+    let mut dk = vec![0f32; q.len()];
+    let mut dv = vec![0f32; q.len()];
+    let task = |(item, (dq, (dk, dv))): (usize, (&mut _, (&mut _, &mut _)))| {
+        level.dispatch(AttendItemGrads {
+            q: block(q, item * rows, rows),
+            k: block(k, item * rows, rows),
+            v: block(v, item * rows, rows),
+            p: block(probs, item * weights, weights),
+            dout: block(dout, item * rows, rows),
+            dq,
+            dk,
+            dv,
+            g,
+        })
+    };
+    if q.len() >= PARALLEL_MIN {
+        dq.par_chunks_mut(rows)
+            .zip(dk.par_chunks_mut(rows).zip(dv.par_chunks_mut(rows)))
+            .enumerate()
+            .for_each(task);
+    } else {
+        dq.chunks_mut(rows)
+            .zip(dk.chunks_mut(rows).zip(dv.chunks_mut(rows)))
+            .enumerate()
+            .for_each(task);
+    }
+    (dq, dk, dv)
+}
+
+/// One batch item of [`attention_backward`].
+struct AttendItemGrads<'a> {
+    q: &'a [f32],
+    k: &'a [f32],
+    v: &'a [f32],
+    p: &'a [f32],
+    dout: &'a [f32],
+    dq: &'a mut [f32],
+    dk: &'a mut [f32],
+    dv: &'a mut [f32],
+    g: Heads,
+}
+
+impl WithSimd for AttendItemGrads<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self) {
+        let AttendItemGrads {
+            q,
+            k,
+            v,
+            p,
+            dout,
+            dq,
+            dk,
+            dv,
+            g,
+        } = self;
+        let (t, dh) = (g.tokens, g.dim_head);
+        let inner = g.heads * dh;
+        let col = |head: usize, row: usize| row * inner + head * dh;
+        let mut ds = vec![0f32; t * t];
+        for (h, p) in p.chunks_exact(t * t).enumerate() {
+            for (i, (row, pr)) in ds.chunks_exact_mut(t).zip(p.chunks_exact(t)).enumerate() {
+                let doi = &dout[col(h, i)..][..dh];
+                for (j, d) in row.iter_mut().enumerate() {
+                    *d = lane_dot(doi, Some(&v[col(h, j)..][..dh]));
+                }
+                let dot = lane_dot(row, Some(pr));
+                for (d, &w) in row.iter_mut().zip(pr) {
+                    *d = g.scale * (w * (*d - dot));
+                }
+            }
+            for j in 0..t {
+                let (dkj, dvj) = (&mut dk[col(h, j)..][..dh], &mut dv[col(h, j)..][..dh]);
+                for i in 0..t {
+                    axpy(dvj, p[i * t + j], &dout[col(h, i)..][..dh]);
+                    axpy(dkj, ds[i * t + j], &q[col(h, i)..][..dh]);
+                }
+            }
+            for i in 0..t {
+                let dqi = &mut dq[col(h, i)..][..dh];
+                for j in 0..t {
+                    axpy(dqi, ds[i * t + j], &k[col(h, j)..][..dh]);
+                }
+            }
+        }
+    }
 }
 
 /// Elements per task of the elementwise kernels (no sums: any split gives the same bits).
 const ELEMENTS_PER_TASK: usize = 16 * 1024;
 
-/// `out[i] = f(a[i], b[i])` (`b` = `a` for one input), split among threads above
-/// [`PARALLEL_MIN`].
-fn elementwise(a: &[f32], b: &[f32], f: impl Fn(&mut [f32], &[f32], &[f32]) + Sync) -> Vec<f32> {
+/// `kernel(out, a, b)` chunk by chunk, split among threads above [`PARALLEL_MIN`].
+fn elementwise(
+    a: &[f32],
+    b: &[f32],
+    kernel: impl Fn(&mut [f32], &[f32], &[f32]) + Sync,
+) -> Vec<f32> {
     let mut out = vec![0f32; a.len()];
     if a.len() >= PARALLEL_MIN {
         out.par_chunks_mut(ELEMENTS_PER_TASK)
@@ -588,9 +900,9 @@ fn elementwise(a: &[f32], b: &[f32], f: impl Fn(&mut [f32], &[f32], &[f32]) + Sy
                 a.par_chunks(ELEMENTS_PER_TASK)
                     .zip(b.par_chunks(ELEMENTS_PER_TASK)),
             )
-            .for_each(|(o, (a, b))| f(o, a, b));
+            .for_each(|(o, (a, b))| kernel(o, a, b));
     } else {
-        f(&mut out, a, b);
+        kernel(&mut out, a, b);
     }
     out
 }
@@ -598,32 +910,58 @@ fn elementwise(a: &[f32], b: &[f32], f: impl Fn(&mut [f32], &[f32], &[f32]) + Sy
 const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
 
 /// `x · Φ(x)` with `Φ(x) = (1 + erf(x / √2)) / 2`.
-pub fn gelu_forward(x: &[f32]) -> Vec<f32> {
-    elementwise(x, x, |y, x, _| {
-        for (y, &x) in y.iter_mut().zip(x) {
+pub fn gelu_forward(level: Arch, x: &[f32]) -> Vec<f32> {
+    elementwise(x, x, |y, x, _| level.dispatch(Gelu { y, x }))
+}
+
+struct Gelu<'a> {
+    y: &'a mut [f32],
+    x: &'a [f32],
+}
+
+impl WithSimd for Gelu<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self) {
+        for (y, &x) in self.y.iter_mut().zip(self.x) {
             *y = x * (0.5 + 0.5 * erf_f32(x * FRAC_1_SQRT_2));
         }
-    })
+    }
 }
 
 /// The input gradient of [`gelu_forward`] from the output gradient `g`:
 /// `g · (Φ(x) + x · φ(x))`, `φ` the standard normal density.
-pub fn gelu_backward(g: &[f32], x: &[f32]) -> Vec<f32> {
-    // 1 / √(2π)
-    const INV_SQRT_2PI: f32 = 0.398_942_3;
-    elementwise(g, x, |dx, g, x| {
-        for ((dx, &g), &x) in dx.iter_mut().zip(g).zip(x) {
+pub fn gelu_backward(level: Arch, g: &[f32], x: &[f32]) -> Vec<f32> {
+    elementwise(g, x, |dx, g, x| level.dispatch(GeluGrad { dx, g, x }))
+}
+
+struct GeluGrad<'a> {
+    dx: &'a mut [f32],
+    g: &'a [f32],
+    x: &'a [f32],
+}
+
+impl WithSimd for GeluGrad<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self) {
+        // 1 / √(2π)
+        const INV_SQRT_2PI: f32 = 0.398_942_3;
+        for ((dx, &g), &x) in self.dx.iter_mut().zip(self.g).zip(self.x) {
             let cdf = 0.5 + 0.5 * erf_f32(x * FRAC_1_SQRT_2);
             let pdf = INV_SQRT_2PI * exp_f32(-0.5 * (x * x));
             *dx = g * (cdf + x * pdf);
         }
-    })
+    }
 }
 
 /// `e^x` in `f32` from plain multiplies and adds (no libm, no fused multiply-add): the same bits
 /// on every CPU. Range reduction `x = k·ln 2 + r` with `ln 2` in two parts, a degree-7 Taylor
 /// polynomial on `|r| ≤ ln 2 / 2` (relative error below 2 ulp), then `2^k` built in the exponent
 /// bits. A masked score ([`super::encoder::MASKED_SCORE`]) underflows to exactly 0.
+#[inline(always)]
 pub fn exp_f32(x: f32) -> f32 {
     const LN2_HI: f32 = 0.693_145_75;
     const LN2_LO: f32 = 1.428_606_8e-6;
@@ -661,6 +999,7 @@ pub fn exp_f32(x: f32) -> f32 {
 /// `|x| ≤ 4` (the same form and coefficients as Eigen's and XLA's `f32` erf; beyond 4, `erf` is
 /// ±1 in `f32`), branch-free so that a loop of it vectorizes. Within 4·10⁻⁷ of the exact value
 /// (tested; the `f32` rounding of the polynomials, largest near |x| = 4).
+#[inline(always)]
 pub fn erf_f32(x: f32) -> f32 {
     const A: [f32; 7] = [
         -1.609_603_3e-2,
@@ -780,11 +1119,12 @@ mod tests {
     }
 
     #[test]
-    fn attention_softmax_matches_burns_values_and_gradients_and_masks_exactly() {
-        let (b, h, q, k) = (3, 2, 4, 5);
-        let n = b * h * q * k;
-        let s = random(n, 6);
-        let w = t::<CpuBackend, 4>(random(n, 7), [b, h, q, k]);
+    fn attention_matches_burns_values_and_gradients_masks_exactly_and_infers_alike() {
+        let (b, tok, h, dh) = (3, 5, 2, 12);
+        let width = h * dh;
+        let n = b * tok * width;
+        let (q, k, v) = (random(n, 6), random(n, 14), random(n, 15));
+        let w = t::<CpuBackend, 3>(random(n, 7), [b, tok, width]);
         // Item 0 sees every key, item 1 not keys 1 and 4, item 2 none.
         let mask = [[1., 1., 1., 1., 1.], [1., 0., 1., 1., 0.], [0.; 5]];
         let bias: Vec<f32> = mask
@@ -793,66 +1133,103 @@ mod tests {
             .map(|&m| (1.0 - m) * MASKED_SCORE)
             .collect();
         let scale = 0.37;
-        let run = |fused: bool| {
-            let s = t::<CpuBackend, 4>(s.clone(), [b, h, q, k]).require_grad();
-            let bias = t::<CpuBackend, 4>(bias.clone(), [b, 1, 1, k]);
+        let cpu = |x: &[f32]| t::<CpuBackend, 3>(x.to_vec(), [b, tok, width]);
+        let run = |fused: bool, masked: bool| {
+            let (q, k, v) = (
+                cpu(&q).require_grad(),
+                cpu(&k).require_grad(),
+                cpu(&v).require_grad(),
+            );
+            let bias = masked.then(|| t::<CpuBackend, 2>(bias.clone(), [b, tok]));
+            let (qc, kc, vc) = (q.clone(), k.clone(), v.clone());
             let y = if fused {
-                attention_softmax(s.clone(), scale, Some(bias))
+                attention(qc, kc, vc, h, scale, bias)
             } else {
-                burn::tensor::activation::softmax(s.clone().mul_scalar(scale) + bias, 3)
+                attention_reference(qc, kc, vc, h, scale, bias)
             };
             let grads = (y.clone() * w.clone()).sum().backward();
-            [values(y), values(s.grad(&grads).unwrap())]
+            let grad = |x: Tensor<CpuBackend, 3>| values(x.grad(&grads).unwrap());
+            [values(y), grad(q), grad(k), grad(v)]
         };
-        let (ours, burns) = (run(true), run(false));
-        assert_close("output", &ours[0], &burns[0], 1e-6);
-        assert_close("d scores", &ours[1], &burns[1], 1e-5);
-        let y = &ours[0];
-        for row in 0..b * h * q {
-            let item = row / (h * q);
-            for key in 0..k {
-                let v = y[row * k + key];
-                match item {
-                    1 if mask[1][key] == 0.0 => assert_eq!(v, 0.0, "a masked key gets exactly 0"),
-                    2 => assert_eq!(v, 0.2, "a row without keys is uniform"),
-                    _ => assert!(v > 0.0),
-                }
+        for masked in [true, false] {
+            let (ours, burns) = (run(true, masked), run(false, masked));
+            for (what, (a, b)) in ["output", "d q", "d k", "d v"]
+                .iter()
+                .zip(ours.iter().zip(&burns))
+            {
+                assert_close(&format!("{what} (masked: {masked})"), a, b, 1e-5);
             }
         }
-        let unmasked = attention_softmax(t::<Flex, 4>(s.clone(), [b, h, q, k]), scale, None);
-        let reference =
-            burn::tensor::activation::softmax(t::<Flex, 4>(s, [b, h, q, k]).mul_scalar(scale), 3);
-        assert_close(
-            "without a mask",
-            &values(unmasked),
-            &values(reference),
-            1e-6,
-        );
+        let ours = run(true, true);
+        let item = tok * width;
+        // A masked key's value never reaches the output, bit for bit.
+        let mut v2 = v.clone();
+        for token in [1, 4] {
+            for c in 0..width {
+                v2[item + token * width + c] += 100.0;
+            }
+        }
+        let bias2 = Some(t::<CpuBackend, 2>(bias.clone(), [b, tok]));
+        let moved = attention(cpu(&q), cpu(&k), cpu(&v2), h, scale, bias2);
+        assert_eq!(values(moved)[item..2 * item], ours[0][item..2 * item]);
+        // A query without keys averages every value.
+        let mean: Vec<f32> = (0..width)
+            .map(|c| (0..tok).map(|j| v[2 * item + j * width + c]).sum::<f32>() / tok as f32)
+            .collect();
+        for i in 0..tok {
+            let row = &ours[0][2 * item + i * width..][..width];
+            assert_close("a query without keys", row, &mean, 1e-5);
+        }
+        let flex3 = |x: &[f32]| t::<Flex, 3>(x.to_vec(), [b, tok, width]);
+        let bias = Some(t::<Flex, 2>(bias, [b, tok]));
+        let infer = attention(flex3(&q), flex3(&k), flex3(&v), h, scale, bias);
+        assert_eq!(values(infer), ours[0], "the same bits at inference");
     }
 
     #[test]
-    fn the_kernels_give_the_same_bits_on_one_thread_and_on_four() {
+    fn the_kernels_give_the_same_bits_on_one_thread_and_on_four_and_at_every_simd_level() {
         // Above the size that splits the work among threads.
         let (rows, d) = (PARALLEL_MIN / 64 + 3, 64);
         let x = random(rows * d, 8);
         let g = random(rows * d, 9);
         let (gamma, beta) = (random(d, 10), random(d, 11));
-        let run = |threads: usize| {
+        let run = |threads: usize, level: Arch| {
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)
                 .build()
                 .unwrap();
             pool.install(|| {
-                let (y, xhat, rstd) = layer_norm_forward(&x, &gamma, &beta, d, 1e-5);
-                let (dx, dg, db) = layer_norm_backward(&g, &xhat, &rstd, &gamma, d);
-                let p = softmax_forward(&x, None, 1, 16, 0.5);
-                let ds = softmax_backward(&g, &p, 16, 0.5);
-                let (gy, gdx) = (gelu_forward(&x), gelu_backward(&g, &x));
-                [y, dx, dg, db, p, ds, gy, gdx]
+                let (y, xhat, rstd) = layer_norm_forward(level, &x, &gamma, &beta, d, 1e-5);
+                let (dx, dg, db) = layer_norm_backward(level, &g, &xhat, &rstd, &gamma, d);
+                // Items of 4 tokens × 2 heads × 8 columns.
+                let heads = Heads {
+                    batch: x.len() / 64,
+                    tokens: 4,
+                    heads: 2,
+                    dim_head: 8,
+                    scale: 0.5,
+                };
+                let (o, p) = attention_forward(level, &x, &g, &x, None, heads);
+                let (dq, dk, dv) = attention_backward(level, &x, &g, &x, &p, &g, heads);
+                let (gy, gdx) = (gelu_forward(level, &x), gelu_backward(level, &g, &x));
+                [y, dx, dg, db, o, p, dq, dk, dv, gy, gdx]
                     .map(|v| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>())
             })
         };
-        assert!(run(1) == run(4), "every kernel output bit for bit");
+        // This CPU's widest SIMD level against none: the kernels' bits must not depend on it.
+        eprintln!("SIMD level: {:?}", Arch::new());
+        let reference = run(1, Arch::Scalar);
+        assert!(reference == run(4, Arch::Scalar), "1 vs 4 threads");
+        assert!(
+            reference == run(1, Arch::new()),
+            "no SIMD vs {:?}",
+            Arch::new()
+        );
+        assert!(
+            reference == run(4, Arch::new()),
+            "4 threads at {:?}",
+            Arch::new()
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ use super::TokenizerKind;
 use super::backend::CpuBackend;
 use super::checkpoint;
 use super::data::{Normalization, Prepared};
-use super::encoder::{Dropout, Keys, head_order, index_tensor};
+use super::encoder::{Dropout, Keys};
 use super::heads::Classifier;
 use super::jepa::{JepaSettings, JepaTrainer, MaskPlan, pretrain};
 use super::predictor::Predictor;
@@ -234,33 +234,6 @@ fn a_missing_modality_changes_nothing_whatever_its_values() {
         to_vec(m.pooled(&b, &mut Dropout::none())).unwrap()[..16],
         before.0[..16]
     );
-}
-
-#[test]
-fn the_head_gather_is_the_transpose_of_heads_and_tokens_and_its_own_inverse() {
-    let (b, t, h, dh) = (3, 5, 4, 2);
-    let dev = Default::default();
-    let n = b * t * h * dh;
-    let x = Tensor::<B, 1>::from_data(
-        TensorData::new((0..n).map(|i| i as f32).collect::<Vec<_>>(), [n]),
-        &dev,
-    );
-    let tokens = x.reshape([b, t, h * dh]);
-    let transposed = tokens.clone().reshape([b, t, h, dh]).swap_dims(1, 2);
-    let gathered = tokens
-        .clone()
-        .reshape([b * t * h, dh])
-        .select(0, index_tensor::<B>(&head_order(b, t, h, true), &dev))
-        .reshape([b, h, t, dh]);
-    assert_eq!(
-        to_vec(gathered.clone()).unwrap(),
-        to_vec(transposed).unwrap()
-    );
-    let back = gathered
-        .reshape([b * h * t, dh])
-        .select(0, index_tensor::<B>(&head_order(b, t, h, false), &dev))
-        .reshape([b, t, h * dh]);
-    assert_eq!(to_vec(back).unwrap(), to_vec(tokens).unwrap());
 }
 
 #[test]
