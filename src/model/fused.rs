@@ -662,11 +662,65 @@ fn block(x: &[f32], start: usize, len: usize) -> &[f32] {
     &x[start..][..len]
 }
 
-/// `acc[c] += a · x[c]`.
+/// `out[c] = Σ_r w(r) · x[at(r) + c]` for every column `c` of `out`, each sum in the order
+/// `r = 0, 1, …, n − 1` (so the same bits at every vector width), accumulated in registers 32,
+/// 16 or 8 columns at a time (independent chains, so that the adds do not wait on each other).
 #[inline(always)]
-fn axpy(acc: &mut [f32], a: f32, x: &[f32]) {
-    for (acc, &x) in acc.iter_mut().zip(x) {
-        *acc += a * x;
+fn combine_rows(
+    out: &mut [f32],
+    n: usize,
+    w: impl Fn(usize) -> f32,
+    x: &[f32],
+    at: impl Fn(usize) -> usize,
+) {
+    let mut c0 = 0;
+    while out.len() - c0 >= 32 {
+        combine_block::<32>(&mut out[c0..c0 + 32], c0, n, &w, x, &at);
+        c0 += 32;
+    }
+    while out.len() - c0 >= 8 {
+        combine_block::<8>(&mut out[c0..c0 + 8], c0, n, &w, x, &at);
+        c0 += 8;
+    }
+    for (c, o) in out[c0..].iter_mut().enumerate() {
+        let mut acc = 0f32;
+        for r in 0..n {
+            acc += w(r) * x[at(r) + c0 + c];
+        }
+        *o = acc;
+    }
+}
+
+/// [`combine_rows`] for the `N` columns from `c0`.
+#[inline(always)]
+fn combine_block<const N: usize>(
+    out: &mut [f32],
+    c0: usize,
+    n: usize,
+    w: &impl Fn(usize) -> f32,
+    x: &[f32],
+    at: &impl Fn(usize) -> usize,
+) {
+    let mut acc = [0f32; N];
+    for r in 0..n {
+        let (a, xr) = (w(r), &x[at(r) + c0..][..N]);
+        for l in 0..N {
+            acc[l] += a * xr[l];
+        }
+    }
+    out.copy_from_slice(&acc);
+}
+
+/// Head `h`'s `dim_head` columns of the `tokens` rows of `x`, transposed into `t`
+/// (`[dim_head, padded]`, zero past `tokens`): a key (or value) per column, so that products
+/// with them run across keys in registers.
+#[inline(always)]
+fn transpose_head(t: &mut [f32], x: &[f32], g: &Heads, h: usize, padded: usize) {
+    let (dh, inner) = (g.dim_head, g.heads * g.dim_head);
+    for j in 0..g.tokens {
+        for (c, &v) in x[j * inner + h * dh..][..dh].iter().enumerate() {
+            t[c * padded + j] = v;
+        }
     }
 }
 
@@ -674,8 +728,8 @@ fn axpy(acc: &mut [f32], a: f32, x: &[f32]) {
 /// attention weights `[batch, heads, queries, keys]`. `bias`: one `tokens`-row per item.
 ///
 /// Items are independent (split among threads above [`PARALLEL_MIN`]); within an item every
-/// sum runs in a fixed order: score dot products over [`lane_dot`]'s lanes, the weighted sum
-/// of values key by key.
+/// sum runs in a fixed order ([`combine_rows`]: a score column by column, the weighted sum of
+/// values key by key).
 pub fn attention_forward(
     level: Arch,
     q: &[f32],
@@ -741,13 +795,16 @@ impl WithSimd for AttendItem<'_> {
         let (t, dh) = (g.tokens, g.dim_head);
         let inner = g.heads * dh;
         let col = |head: usize, row: usize| row * inner + head * dh;
+        let padded = t.next_multiple_of(8);
+        let (mut kt, mut scores) = (vec![0f32; dh * padded], vec![0f32; padded]);
         // Scores less each row's maximum, then `exp` over the item's whole block (one loop the
         // compiler vectorizes), then each row over its sum.
         for (h, p) in p.chunks_exact_mut(t * t).enumerate() {
+            transpose_head(&mut kt, k, &g, h, padded);
             for (i, row) in p.chunks_exact_mut(t).enumerate() {
-                let qi = block(q, col(h, i), dh);
-                for (j, s) in row.iter_mut().enumerate() {
-                    *s = lane_dot(qi, Some(block(k, col(h, j), dh))) * g.scale;
+                combine_rows(&mut scores, dh, |c| q[col(h, i) + c], &kt, |c| c * padded);
+                for (s, &v) in row.iter_mut().zip(&scores) {
+                    *s = v * g.scale;
                 }
                 if let Some(b) = bias {
                     for (s, &b) in row.iter_mut().zip(b) {
@@ -770,11 +827,9 @@ impl WithSimd for AttendItem<'_> {
             }
         }
         for (h, p) in p.chunks_exact(t * t).enumerate() {
-            for (i, row) in p.chunks_exact(t).enumerate() {
+            for i in 0..t {
                 let o = &mut out[col(h, i)..][..dh];
-                for (j, &w) in row.iter().enumerate() {
-                    axpy(o, w, block(v, col(h, j), dh));
-                }
+                combine_rows(o, t, |j| p[i * t + j], v, |j| col(h, j));
             }
         }
     }
@@ -855,30 +910,26 @@ impl WithSimd for AttendItemGrads<'_> {
         let (t, dh) = (g.tokens, g.dim_head);
         let inner = g.heads * dh;
         let col = |head: usize, row: usize| row * inner + head * dh;
+        let padded = t.next_multiple_of(8);
+        let (mut vt, mut dp) = (vec![0f32; dh * padded], vec![0f32; padded]);
         let mut ds = vec![0f32; t * t];
         for (h, p) in p.chunks_exact(t * t).enumerate() {
+            transpose_head(&mut vt, v, &g, h, padded);
             for (i, (row, pr)) in ds.chunks_exact_mut(t).zip(p.chunks_exact(t)).enumerate() {
-                let doi = &dout[col(h, i)..][..dh];
-                for (j, d) in row.iter_mut().enumerate() {
-                    *d = lane_dot(doi, Some(&v[col(h, j)..][..dh]));
-                }
-                let dot = lane_dot(row, Some(pr));
-                for (d, &w) in row.iter_mut().zip(pr) {
-                    *d = g.scale * (w * (*d - dot));
+                combine_rows(&mut dp, dh, |c| dout[col(h, i) + c], &vt, |c| c * padded);
+                let dot = lane_dot(&dp[..t], Some(pr));
+                for ((d, &w), &dp) in row.iter_mut().zip(pr).zip(&dp) {
+                    *d = g.scale * (w * (dp - dot));
                 }
             }
             for j in 0..t {
-                let (dkj, dvj) = (&mut dk[col(h, j)..][..dh], &mut dv[col(h, j)..][..dh]);
-                for i in 0..t {
-                    axpy(dvj, p[i * t + j], &dout[col(h, i)..][..dh]);
-                    axpy(dkj, ds[i * t + j], &q[col(h, i)..][..dh]);
-                }
+                let at = |i: usize| col(h, i);
+                combine_rows(&mut dv[col(h, j)..][..dh], t, |i| p[i * t + j], dout, at);
+                combine_rows(&mut dk[col(h, j)..][..dh], t, |i| ds[i * t + j], q, at);
             }
             for i in 0..t {
-                let dqi = &mut dq[col(h, i)..][..dh];
-                for j in 0..t {
-                    axpy(dqi, ds[i * t + j], &k[col(h, j)..][..dh]);
-                }
+                let at = |j: usize| col(h, j);
+                combine_rows(&mut dq[col(h, i)..][..dh], t, |j| ds[i * t + j], k, at);
             }
         }
     }
