@@ -727,9 +727,9 @@ fn transpose_head(t: &mut [f32], x: &[f32], g: &Heads, h: usize, padded: usize) 
 /// Attention of token-major `q`, `k`, `v` (see [`attention`]): the output, same layout, and the
 /// attention weights `[batch, heads, queries, keys]`. `bias`: one `tokens`-row per item.
 ///
-/// Items are independent (split among threads above [`PARALLEL_MIN`]); within an item every
-/// sum runs in a fixed order ([`combine_rows`]: a score column by column, the weighted sum of
-/// values key by key).
+/// Items are independent (split among threads above `PARALLEL_MIN` elements); within an item
+/// every sum runs in a fixed order (`combine_rows`: a score column by column, the weighted sum
+/// of values key by key).
 pub fn attention_forward(
     level: Arch,
     q: &[f32],
