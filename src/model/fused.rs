@@ -647,6 +647,18 @@ impl Heads {
         }
     }
 
+    /// Where head `head` of token row `row` starts among an item's rows.
+    #[inline(always)]
+    fn col(&self, head: usize, row: usize) -> usize {
+        (row * self.heads + head) * self.dim_head
+    }
+
+    /// The tokens rounded up to whole register blocks of 8: the row length of a transposed head
+    /// ([`transpose_head`]).
+    fn padded(&self) -> usize {
+        self.tokens.next_multiple_of(8)
+    }
+
     /// Floats of one item's token rows, and of its attention weights.
     fn item_sizes(&self) -> (usize, usize) {
         (
@@ -712,13 +724,13 @@ fn combine_block<const N: usize>(
 }
 
 /// Head `h`'s `dim_head` columns of the `tokens` rows of `x`, transposed into `t`
-/// (`[dim_head, padded]`, zero past `tokens`): a key (or value) per column, so that products
-/// with them run across keys in registers.
+/// (`[dim_head, g.padded()]`, zero past `tokens`): a key (or value) per column, so that
+/// products with them run across keys in registers.
 #[inline(always)]
-fn transpose_head(t: &mut [f32], x: &[f32], g: &Heads, h: usize, padded: usize) {
-    let (dh, inner) = (g.dim_head, g.heads * g.dim_head);
+fn transpose_head(t: &mut [f32], x: &[f32], g: &Heads, h: usize) {
+    let padded = g.padded();
     for j in 0..g.tokens {
-        for (c, &v) in x[j * inner + h * dh..][..dh].iter().enumerate() {
+        for (c, &v) in x[g.col(h, j)..][..g.dim_head].iter().enumerate() {
             t[c * padded + j] = v;
         }
     }
@@ -792,15 +804,13 @@ impl WithSimd for AttendItem<'_> {
             p,
             g,
         } = self;
-        let (t, dh) = (g.tokens, g.dim_head);
-        let inner = g.heads * dh;
-        let col = |head: usize, row: usize| row * inner + head * dh;
-        let padded = t.next_multiple_of(8);
+        let (t, dh, padded) = (g.tokens, g.dim_head, g.padded());
+        let col = |head: usize, row: usize| g.col(head, row);
         let (mut kt, mut scores) = (vec![0f32; dh * padded], vec![0f32; padded]);
         // Scores less each row's maximum, then `exp` over the item's whole block (one loop the
         // compiler vectorizes), then each row over its sum.
         for (h, p) in p.chunks_exact_mut(t * t).enumerate() {
-            transpose_head(&mut kt, k, &g, h, padded);
+            transpose_head(&mut kt, k, &g, h);
             for (i, row) in p.chunks_exact_mut(t).enumerate() {
                 combine_rows(&mut scores, dh, |c| q[col(h, i) + c], &kt, |c| c * padded);
                 for (s, &v) in row.iter_mut().zip(&scores) {
@@ -907,14 +917,12 @@ impl WithSimd for AttendItemGrads<'_> {
             dv,
             g,
         } = self;
-        let (t, dh) = (g.tokens, g.dim_head);
-        let inner = g.heads * dh;
-        let col = |head: usize, row: usize| row * inner + head * dh;
-        let padded = t.next_multiple_of(8);
+        let (t, dh, padded) = (g.tokens, g.dim_head, g.padded());
+        let col = |head: usize, row: usize| g.col(head, row);
         let (mut vt, mut dp) = (vec![0f32; dh * padded], vec![0f32; padded]);
         let mut ds = vec![0f32; t * t];
         for (h, p) in p.chunks_exact(t * t).enumerate() {
-            transpose_head(&mut vt, v, &g, h, padded);
+            transpose_head(&mut vt, v, &g, h);
             for (i, (row, pr)) in ds.chunks_exact_mut(t).zip(p.chunks_exact(t)).enumerate() {
                 combine_rows(&mut dp, dh, |c| dout[col(h, i) + c], &vt, |c| c * padded);
                 let dot = lane_dot(&dp[..t], Some(pr));
